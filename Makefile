@@ -1,0 +1,32 @@
+# Two set-up commands keep working on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; a GPU user installs torch first (see README) and the pin is then satisfied or skipped.
+TORCH ?= torch==2.13.0
+
+.PHONY: venv demo test test-all bench docs clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[dev,bench]"
+	touch $@
+
+demo: venv
+	$(BIN)/mdlprob demo --out demo_output
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-all: venv
+	$(BIN)/python -m pytest -q -m ""
+
+bench: venv
+	$(BIN)/python benchmarks/throughput.py --out benchmarks/results
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,0 +1,15 @@
+"""mdlprob: missing-modality-robust probabilistic multimodal models.
+
+Learn one probabilistic latent space from whatever views each sample has, impute the
+absent views with calibrated uncertainty, and feed that uncertainty downstream.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import data, datasets, distributions, models
+from ._settings import settings
+from .models import PoEVAE
+
+__all__ = ["PoEVAE", "__version__", "data", "datasets", "distributions", "models", "settings"]

@@ -1,0 +1,459 @@
+"""Public model class shared by every mdlprob model: training, latent, imputation, save/load."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pyro
+import torch
+from torch import Tensor
+
+from .._utils import track
+from ..data import get_registry, tensors_from_mudata
+from ..data._setup import check_values, get_matrix
+from ..data._tensors import MultimodalTensors, training_values
+from ..exceptions import DataWarning, NotTrainedError, RegistrationError
+from ._base_module import MultimodalVAEModule
+from ._validate import check_float, check_int, check_subset, resolve_device
+
+LATENT_KEY = "X_mdlprob"
+_WEIGHTS, _CONFIG = "model.pt", "config.json"
+
+
+class BaseModel:
+    """Registry handling, training loop, ``get_latent``, ``impute`` and ``save``/``load``.
+
+    A model is one file: a :class:`MultimodalVAEModule` subclass plus a subclass of this
+    class that names it in ``_module_cls``.
+    """
+
+    _module_cls: ClassVar[type[MultimodalVAEModule]]
+
+    def __init__(self, mdata: md.MuData, **module_kwargs: Any) -> None:
+        if not isinstance(mdata, md.MuData):
+            msg = f"Expected mdata to be a mudata.MuData, got {type(mdata).__name__}."
+            raise TypeError(msg)
+        check_int("n_latent", module_kwargs["n_latent"], minimum=1)
+        check_int("n_hidden", module_kwargs["n_hidden"], minimum=1)
+        check_int("n_layers", module_kwargs["n_layers"], minimum=1)
+        check_float("dropout", module_kwargs["dropout"], low=0.0, high=1.0, high_open=True)
+        registry = get_registry(mdata)
+        pyro.clear_param_store()
+        tensors = tensors_from_mudata(mdata, registry)
+        self.registry_ = registry
+        self.var_names_ = {m: [str(v) for v in mdata.mod[m].var_names] for m in registry["modalities"]}
+        self._spec = {
+            m: {**{k: v for k, v in e.items() if k not in ("layer",)}, "has_nan": e["likelihood"] == "mixed" or tensors.observed[m] is not None}
+            for m, e in registry["modalities"].items()
+        }
+        self._module_kwargs = dict(module_kwargs)
+        self.module = self._module_cls(self._spec, **module_kwargs)
+        for j, m in enumerate(self.modalities):
+            self.module.likelihoods[m].set_stats(training_values(tensors, m, j))
+        self._tensors: MultimodalTensors | None = tensors
+        self.history_: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+        self.train_indices_: list[int] = []
+        self.val_indices_: list[int] = []
+        self.is_trained_ = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def modalities(self) -> list[str]:
+        """Registered modalities in registry order."""
+        return list(self.registry_["modalities"])
+
+    @property
+    def device(self) -> torch.device:
+        return self.module.device
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}: {e['likelihood']}" for m, e in self.registry_["modalities"].items())
+        state = "trained" if self.is_trained_ else "not trained"
+        return f"{type(self).__name__}({mods}; n_latent={self._module_kwargs['n_latent']}; {state})"
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        *,
+        max_epochs: int | None = None,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        accelerator: str = "auto",
+        train_size: float = 1.0,
+        early_stopping: bool = False,
+        patience: int = 30,
+        beta: float = 1.0,
+        kl_warmup_epochs: int = 0,
+        inference: Literal["fast", "svi"] = "fast",
+        progress_bar: bool = True,
+    ) -> None:
+        """Fit the model by stochastic variational inference.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes over the training observations; default ``min(400, 8e6 / n_obs)`` epochs
+            (at least 20), as scvi-tools does.
+        batch_size
+            Observations per gradient step. Data stay on the device; batches are gathered
+            by index there.
+        lr, weight_decay
+            Adam step size and L2 penalty.
+        accelerator
+            ``auto`` (CUDA if available), ``cpu``, ``gpu``/``cuda`` or ``mps``.
+        train_size
+            Fraction of observations used for training; the rest form a validation split
+            whose loss is tracked in ``history_["val_loss"]``. Split indices are stored with
+            the model. With ``early_stopping`` and ``train_size=1`` a 10% split is made.
+        early_stopping
+            Stop when the validation loss has not improved for ``patience`` epochs and
+            restore the best weights.
+        beta
+            Weight of the KL term (β-VAE); 1 gives the ELBO.
+        kl_warmup_epochs
+            Epochs over which the KL weight rises linearly from 0 to ``beta``.
+        inference
+            ``fast``: the hand-fused loss (same objective as the Pyro model/guide, see
+            ``tests/models/test_poe_vae.py``); ``svi``: Pyro ``SVI`` with ``TraceMeanField_ELBO``
+            on the module's ``model``/``guide`` (2–3× slower, useful to check or extend).
+        progress_bar
+            Show a progress bar over epochs.
+        """
+        tensors = self._require_tensors()
+        n = tensors.n_obs
+        if max_epochs is None:
+            max_epochs = int(min(400, max(20, round(8e6 / n))))
+        check_int("max_epochs", max_epochs, minimum=1)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("patience", patience, minimum=1)
+        check_int("kl_warmup_epochs", kl_warmup_epochs, minimum=0)
+        check_float("lr", lr, low=0.0, high=math.inf, low_open=True)
+        check_float("weight_decay", weight_decay, low=0.0, high=math.inf)
+        check_float("train_size", train_size, low=0.0, high=1.0, low_open=True)
+        check_float("beta", beta, low=0.0, high=math.inf)
+        if inference not in ("fast", "svi"):
+            msg = f"Expected inference in ('fast', 'svi'), got {inference!r}."
+            raise ValueError(msg)
+        device = resolve_device(accelerator)
+        if early_stopping and train_size == 1.0:
+            train_size = 0.9
+        train_idx, val_idx = self._split(n, train_size)
+        self.module.to(device)
+        data = tensors.to(device)
+        train_t = torch.as_tensor(train_idx, device=device)
+        val_t = torch.as_tensor(val_idx, device=device)
+        n_steps = max(1, round(len(train_idx) / batch_size))
+        warm_steps = kl_warmup_epochs * n_steps
+        step_fn = self._fast_step(lr, weight_decay, device) if inference == "fast" else self._svi_step(lr, weight_decay)
+        best, best_state, stale, step = math.inf, None, 0, 0
+        epochs = track(range(max_epochs), description=f"Training {type(self).__name__}", progress_bar=progress_bar)
+        for _ in epochs:
+            self.module.train()
+            total = torch.zeros((), device=device)
+            for idx in torch.tensor_split(train_t[torch.randperm(len(train_t), device=device)], n_steps):
+                kl_weight = beta * min(1.0, (step + 1) / warm_steps) if warm_steps else beta
+                total = total + step_fn(data.batch(idx), kl_weight) * len(idx)
+                step += 1
+            self.history_["train_loss"].append(float(total) / len(train_idx))
+            if len(val_idx):
+                val = self._evaluate_loss(data, val_t, beta)
+                self.history_["val_loss"].append(val)
+                if val < best - 1e-4 * abs(best if math.isfinite(best) else 0.0):
+                    best, stale = val, 0
+                    if early_stopping:
+                        best_state = copy.deepcopy(self.module.state_dict())
+                else:
+                    stale += 1
+            if hasattr(epochs, "set_postfix"):
+                epochs.set_postfix(loss=f"{self.history_['train_loss'][-1]:.4g}")
+            if not math.isfinite(self.history_["train_loss"][-1]):
+                msg = "Training diverged (non-finite loss); lower lr or check the data for extreme values."
+                raise FloatingPointError(msg)
+            if early_stopping and stale >= patience:
+                break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        self.module.eval()
+        self.train_indices_, self.val_indices_ = [int(i) for i in train_idx], [int(i) for i in val_idx]
+        self.is_trained_ = True
+
+    def _split(self, n: int, train_size: float) -> tuple[np.ndarray, np.ndarray]:
+        perm = torch.randperm(n).numpy()
+        n_train = n if train_size >= 1.0 else max(1, min(n - 1, round(n * train_size)))
+        return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+    def _fast_step(self, lr: float, weight_decay: float, device: torch.device):
+        opt = torch.optim.Adam(self.module.parameters(), lr=lr, weight_decay=weight_decay,
+                               fused=device.type == "cuda")
+
+        def step(batch: dict[str, Any], kl_weight: float) -> Tensor:
+            loss = self.module.loss(batch, kl_weight=kl_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        return step
+
+    def _svi_step(self, lr: float, weight_decay: float):
+        from pyro.infer import SVI, TraceMeanField_ELBO
+
+        svi = SVI(self.module.model, self.module.guide,
+                  pyro.optim.Adam({"lr": lr, "weight_decay": weight_decay}), TraceMeanField_ELBO())
+
+        def step(batch: dict[str, Any], kl_weight: float) -> Tensor:
+            return torch.tensor(svi.step(batch, kl_weight) / batch["presence"].shape[0])
+
+        return step
+
+    @torch.no_grad()
+    def _evaluate_loss(self, data: MultimodalTensors, idx: Tensor, beta: float) -> float:
+        self.module.eval()
+        total = 0.0
+        for chunk in torch.split(idx, 4096):
+            total += float(self.module.loss(data.batch(chunk), kl_weight=beta)) * len(chunk)
+        return total / len(idx)
+
+    # ------------------------------------------------------------------ inference
+    def _require_trained(self) -> None:
+        if not self.is_trained_:
+            msg = f"This {type(self).__name__} is not trained yet; call .train() first."
+            raise NotTrainedError(msg)
+
+    def _require_tensors(self) -> MultimodalTensors:
+        if self._tensors is None:
+            msg = "This model was loaded for inference only; training needs the model built from data (PoEVAE(mdata))."
+            raise NotTrainedError(msg)
+        return self._tensors
+
+    def tensors(self, mdata: md.MuData) -> MultimodalTensors:
+        """Validate ``mdata`` against the model's registry and return its tensors."""
+        if not isinstance(mdata, md.MuData):
+            msg = f"Expected mdata to be a mudata.MuData, got {type(mdata).__name__}."
+            raise TypeError(msg)
+        for mod, entry in self.registry_["modalities"].items():
+            if mod in mdata.mod:
+                check_values(get_matrix(mdata.mod[mod], entry.get("layer") or None, mod), mod, entry["likelihood"])
+        tensors = tensors_from_mudata(mdata, self.registry_, var_names=self.var_names_)
+        for mod in self.modalities:
+            if tensors.observed[mod] is not None and not self._spec[mod]["has_nan"]:
+                msg = (
+                    f"Modality {mod!r} has NaN entries, but the model was trained on data without any, so its "
+                    f"encoder cannot mark them missing. Retrain on data that include NaN entries, or drop those observations."
+                )
+                raise ValueError(msg)
+        return tensors
+
+    def _use_mask(self, given: Sequence[str] | None) -> Tensor:
+        chosen = check_subset("given", given, self.modalities)
+        return torch.tensor([m in chosen for m in self.modalities], device=self.device)
+
+    def _batches(self, tensors: MultimodalTensors, batch_size: int):
+        data = tensors.to(self.device)
+        for idx in torch.split(torch.arange(tensors.n_obs, device=self.device), batch_size):
+            yield idx, data.batch(idx)
+
+    @torch.no_grad()
+    def get_latent(self, mdata: md.MuData, *, given: Sequence[str] | None = None, n_samples: int = 0,
+                   give_std: bool = True, batch_size: int = 1024) -> np.ndarray:
+        """Posterior of the latent variable for every observation of ``mdata``.
+
+        Writes ``mdata.obsm["X_mdlprob"]`` (posterior mean) and, with ``give_std``,
+        ``mdata.obsm["X_mdlprob_std"]``; nothing else of ``mdata`` changes.
+
+        Parameters
+        ----------
+        given
+            Modalities the posterior conditions on (default: all registered ones each
+            observation has). An observation with none of them gets the prior N(0, I).
+        n_samples
+            When > 0, return that many posterior samples ``(n_samples, n_obs, n_latent)``.
+
+        Returns
+        -------
+        The posterior mean ``(n_obs, n_latent)``, or samples when ``n_samples > 0``.
+        """
+        self._require_trained()
+        check_int("n_samples", n_samples, minimum=0)
+        check_int("batch_size", batch_size, minimum=1)
+        use = self._use_mask(given)
+        tensors = self.tensors(mdata)
+        self.module.eval()
+        means, sds, samples = [], [], []
+        for _, batch in self._batches(tensors, batch_size):
+            mean, var = self.module.posterior(batch, use.expand_as(batch["presence"]))
+            means.append(mean.cpu())
+            sds.append(var.sqrt().cpu())
+            if n_samples:
+                eps = torch.randn((n_samples, *mean.shape), device=mean.device)
+                samples.append((mean + var.sqrt() * eps).cpu())
+        mean = torch.cat(means).numpy()
+        mdata.obsm[LATENT_KEY] = mean
+        if give_std:
+            mdata.obsm[f"{LATENT_KEY}_std"] = torch.cat(sds).numpy()
+        return torch.cat(samples, dim=1).numpy() if n_samples else mean
+
+    @torch.no_grad()
+    def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
+               n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+               batch_size: int | None = None) -> ad.AnnData:
+        """Posterior predictive distribution of ``modality`` for every observation.
+
+        For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
+        and :math:`x^{(s)} \\sim p(x \\mid z^{(s)})` give the predictive quantiles and sd; the
+        mean is :math:`\\frac1S \\sum_s \\mathbb{E}[x \\mid z^{(s)}]`.
+
+        Parameters
+        ----------
+        modality
+            Registered modality to impute (present or absent).
+        given
+            Modalities to condition on (default: every registered one the observation has,
+            ``modality`` included where present). Pass the others to score imputation.
+        n_samples
+            Posterior predictive samples per observation (>= 2).
+        quantiles
+            Levels in (0, 1) written as layers ``q05``, ``q50``, ``q95`` (``q{100 level:g}``,
+            two digits at least).
+
+        Returns
+        -------
+        AnnData ``(n_obs, n_vars)`` of ``modality`` with ``X`` and layer ``mean``, layer
+        ``std`` and one layer per quantile, all on the data scale; ``obs["observed"]``
+        says whether the observation had the modality. For categorical columns of a
+        ``mixed`` table, ``mean`` holds the most frequent sampled code and ``std`` is NaN.
+        """
+        self._require_trained()
+        if modality not in self.modalities:
+            msg = f"Expected modality to be one of the registered modalities {self.modalities}, got {modality!r}."
+            raise ValueError(msg)
+        check_int("n_samples", n_samples, minimum=2)
+        qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
+        use = self._use_mask(given)
+        tensors = self.tensors(mdata)
+        j = self.modalities.index(modality)
+        lik = self.module.likelihoods[modality]
+        n_vars = lik.n_vars
+        if batch_size is None:
+            batch_size = int(max(1, min(1024, 2e7 // (n_samples * n_vars))))
+        check_int("batch_size", batch_size, minimum=1)
+        cat_cols = lik.categorical_columns
+        self.module.eval()
+        out = {k: [] for k in ["mean", "std", *(_q_name(q) for q in qs)]}
+        for _, batch in self._batches(tensors, batch_size):
+            mean, var = self.module.posterior(batch, use.expand_as(batch["presence"]))
+            z = mean + var.sqrt() * torch.randn((n_samples, *mean.shape), device=mean.device)
+            params = self.module.decode(modality, z)
+            draws = lik.sample(params)
+            pred_mean, pred_sd = lik.mean(params).mean(0), draws.std(0)
+            if cat_cols is not None and len(cat_cols):
+                pred_mean[:, cat_cols] = torch.mode(draws[:, :, cat_cols], dim=0).values
+                pred_sd[:, cat_cols] = float("nan")
+            out["mean"].append(pred_mean.cpu())
+            out["std"].append(pred_sd.cpu())
+            sorted_draws = draws.sort(dim=0).values
+            for q in qs:
+                out[_q_name(q)].append(_interpolated_quantile(sorted_draws, q).cpu())
+        layers = {k: torch.cat(v).numpy() for k, v in out.items()}
+        var = mdata.mod[modality].var.copy() if modality in mdata.mod else pd.DataFrame(index=self.var_names_[modality])
+        obs = pd.DataFrame({"observed": tensors.presence[:, j].numpy()}, index=mdata.obs_names.copy())
+        result = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=var, layers=layers)
+        result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
+                                        "n_samples": n_samples, "quantiles": qs}
+        if (~tensors.presence[:, use.cpu()].any(1)).any():
+            warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
+                          DataWarning, stacklevel=2)
+        return result
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write ``model.pt`` (weights, loadable with ``weights_only=True``) and ``config.json``.
+
+        The folder is written next to ``path`` and moved into place only when complete.
+        """
+        self._require_trained()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            msg = f"{path} already exists; pass overwrite=True to replace it."
+            raise FileExistsError(msg)
+        from .. import __version__
+
+        config = {
+            "model_class": type(self).__name__, "mdlprob_version": __version__, "module_kwargs": self._module_kwargs,
+            "spec": self._spec, "registry": self.registry_, "var_names": self.var_names_, "history": self.history_,
+            "train_indices": self.train_indices_, "val_indices": self.val_indices_,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+            torch.save(state, tmp / _WEIGHTS)
+            (tmp / _CONFIG).write_text(json.dumps(config, indent=1))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+    @classmethod
+    def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto") -> BaseModel:
+        """Load a model saved with :meth:`save`; weights are read with ``weights_only=True``.
+
+        Parameters
+        ----------
+        mdata
+            When given, checked against the saved registry (same modalities' features):
+            a mismatch raises :class:`RegistrationError`.
+        """
+        path = Path(path)
+        if not (path / _CONFIG).exists() or not (path / _WEIGHTS).exists():
+            msg = f"No saved mdlprob model in {path}: expected {_CONFIG} and {_WEIGHTS} there."
+            raise FileNotFoundError(msg)
+        config = json.loads((path / _CONFIG).read_text())
+        if config["model_class"] != cls.__name__:
+            msg = f"{path} holds a {config['model_class']}, not a {cls.__name__}; load it with mdlprob.models.{config['model_class']}.load."
+            raise RegistrationError(msg)
+        self = cls.__new__(cls)
+        self.registry_, self.var_names_, self._spec = config["registry"], config["var_names"], config["spec"]
+        self._module_kwargs, self.history_ = config["module_kwargs"], config["history"]
+        self.train_indices_, self.val_indices_ = config["train_indices"], config["val_indices"]
+        self.module = cls._module_cls(self._spec, **self._module_kwargs)
+        device = resolve_device(accelerator)
+        self.module.load_state_dict(torch.load(path / _WEIGHTS, map_location=device, weights_only=True))
+        self.module.to(device).eval()
+        self._tensors, self.is_trained_ = None, True
+        if mdata is not None:
+            self.tensors(mdata)
+        return self
+
+
+def _q_name(q: float) -> str:
+    pct = f"{q * 100:g}"
+    return f"q{pct.zfill(2) if '.' not in pct else pct}"
+
+
+def _interpolated_quantile(sorted_draws: Tensor, q: float) -> Tensor:
+    """Quantile along dim 0 of already sorted draws, linear interpolation (numpy's default)."""
+    pos = q * (sorted_draws.shape[0] - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, sorted_draws.shape[0] - 1)
+    frac = pos - lo
+    return sorted_draws[lo] * (1.0 - frac) + sorted_draws[hi] * frac

@@ -1,0 +1,81 @@
+"""Torch module shared by the multimodal VAEs: per-modality experts, decoders and likelihoods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..distributions import LIKELIHOODS
+from ..nn import GaussianEncoder, mlp
+
+
+class MultimodalVAEModule(nn.Module):
+    """Encoders, decoders and likelihoods of every registered modality (tensors only, no AnnData).
+
+    Subclasses define how experts are aggregated (:meth:`posterior`), the training loss
+    (:meth:`loss`) and the same objective as a Pyro ``model``/``guide`` pair.
+
+    Parameters
+    ----------
+    spec
+        Modality name to ``{"likelihood", "n_vars", "has_nan"}`` (plus ``column_types`` and
+        ``n_categories`` for ``mixed``), in registry order.
+    """
+
+    def __init__(self, spec: Mapping[str, Mapping[str, Any]], *, n_latent: int, n_hidden: int,
+                 n_layers: int, dropout: float) -> None:
+        super().__init__()
+        self.modalities = list(spec)
+        self.n_latent = n_latent
+        self.likelihoods = nn.ModuleDict()
+        self.encoders = nn.ModuleDict()
+        self.decoders = nn.ModuleDict()
+        for mod, s in spec.items():
+            extra = {k: s[k] for k in ("column_types", "n_categories") if k in s}
+            lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), n_hidden, has_nan=bool(s["has_nan"]), **extra)
+            self.likelihoods[mod] = lik
+            self.encoders[mod] = GaussianEncoder(lik.in_features, n_latent, n_hidden, n_layers, dropout=dropout)
+            self.decoders[mod] = mlp(n_latent, n_hidden, n_layers, dropout=dropout)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        """Every modality's expert, stacked: mean and log-variance ``(n_modalities, batch, n_latent)``."""
+        mus, logvars = [], []
+        for mod in self.modalities:
+            h = self.likelihoods[mod].encode_input(batch["x"][mod], batch["observed"][mod])
+            mu, logvar = self.encoders[mod](h)
+            mus.append(mu)
+            logvars.append(logvar)
+        return torch.stack(mus), torch.stack(logvars)
+
+    def decode(self, mod: str, z: Tensor) -> dict[str, Tensor]:
+        """Likelihood parameters of modality ``mod`` given latent ``z`` (any leading dims)."""
+        return self.likelihoods[mod](self.decoders[mod](z))
+
+    def recon_log_prob(self, mod: str, j: int, z: Tensor, batch: Mapping[str, Any]) -> Tensor:
+        """Log-density of the observed entries of modality ``mod``; zero for absent observations."""
+        lp = self.likelihoods[mod].log_prob(self.decode(mod, z), batch["x"][mod])
+        obs = batch["observed"][mod]
+        if obs is not None:
+            lp = torch.where(obs, lp, lp.new_zeros(()))
+        return torch.where(batch["presence"][:, j], lp.sum(-1), lp.new_zeros(()))
+
+    def observation_mask(self, mod: str, j: int, batch: Mapping[str, Any]) -> Tensor:
+        """Bool ``(batch, n_vars)``: entries of ``mod`` that enter the likelihood."""
+        present = batch["presence"][:, j : j + 1]
+        obs = batch["observed"][mod]
+        return present.expand_as(batch["x"][mod]) if obs is None else present & obs
+
+    def posterior(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        """Mean and variance of q(z | the modalities selected by ``use`` (batch, n_modalities))."""
+        raise NotImplementedError
+
+    def loss(self, batch: Mapping[str, Any], *, kl_weight: float = 1.0) -> Tensor:  # pragma: no cover
+        """Negative ELBO averaged over the observations of ``batch``."""
+        raise NotImplementedError

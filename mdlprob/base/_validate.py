@@ -1,0 +1,54 @@
+"""Argument checks shared by the public model methods."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def check_int(name: str, value, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"Expected {name} to be an int >= {minimum}, got {value!r}."
+        raise ValueError(msg)
+    return value
+
+
+def check_float(name: str, value, *, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        msg = f"Expected {name} in {lo}{low}, {high}{hi}, got {value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``gpu``/``cuda``, ``mps`` and ``cpu`` as named."""
+    options = ("auto", "cpu", "gpu", "cuda", "mps")
+    if accelerator not in options:
+        msg = f"Expected accelerator in {options}, got {accelerator!r}."
+        raise ValueError(msg)
+    if accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            msg = "accelerator='gpu' was requested but torch sees no CUDA device; use accelerator='cpu' or install a CUDA build of torch."
+            raise ValueError(msg)
+        return torch.device("cuda")
+    return torch.device(accelerator)
+
+
+def check_subset(name: str, value: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
+    """``None`` → all of ``allowed``; otherwise a non-empty list of known names."""
+    if value is None:
+        return list(allowed)
+    if isinstance(value, str):
+        value = [value]
+    unknown = [v for v in value if v not in allowed]
+    if unknown or not value:
+        msg = f"Expected {name} to be a non-empty list of registered modalities {list(allowed)}, got {list(value)!r}."
+        raise ValueError(msg)
+    return list(value)

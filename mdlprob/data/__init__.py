@@ -1,0 +1,16 @@
+"""Data layer: register MuData modalities, presence masks, tensors for models."""
+
+from __future__ import annotations
+
+from ._setup import get_registry, presence_mask, setup_mudata
+from ._table import table_to_anndata
+from ._tensors import MultimodalTensors, tensors_from_mudata
+
+__all__ = [
+    "MultimodalTensors",
+    "get_registry",
+    "presence_mask",
+    "setup_mudata",
+    "table_to_anndata",
+    "tensors_from_mudata",
+]

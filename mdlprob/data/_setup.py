@@ -1,0 +1,284 @@
+"""Register which modalities of a MuData a model uses and how each one is distributed."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..distributions import LIKELIHOODS
+from ..exceptions import DataWarning, RegistrationError
+from ._table import COLUMN_TYPES, TYPE_KEY
+
+REGISTRY_KEY = "mdlprob"
+COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
+_MAX_AUTO_CATEGORIES = 10
+
+
+def setup_mudata(
+    mdata: md.MuData,
+    *,
+    likelihoods: Mapping[str, str],
+    layer: Mapping[str, str] | None = None,
+    mask_key: str | None = None,
+    column_types: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Register modalities, their likelihoods and where presence comes from.
+
+    Writes a JSON-serialisable registry to ``mdata.uns["mdlprob"]`` and touches nothing else.
+
+    Parameters
+    ----------
+    mdata
+        The data. A modality's presence per observation comes from MuData's observation
+        maps: an observation absent from ``mdata.mod[m]`` (outer join) lacks modality ``m``.
+    likelihoods
+        Modality name to likelihood: ``nb``, ``zinb``, ``poisson`` (counts), ``gaussian``
+        (continuous), ``bernoulli`` (binary), ``mixed`` (a table of gaussian / bernoulli /
+        categorical columns). Only these modalities are used by a model.
+    layer
+        Modality name to the layer holding its values (default ``X``).
+    mask_key
+        Key of ``mdata.obsm`` holding an explicit boolean presence mask, a DataFrame with one
+        column per modality (or an array with columns in the order of ``likelihoods``). It is
+        combined (logical and) with the observation maps.
+    column_types
+        For ``mixed`` modalities: ``{modality: {column: type}}`` overriding the column
+        types, which are otherwise read from ``var["mdlprob_type"]`` (written by
+        :func:`table_to_anndata`) or inferred from the values: only 0/1 → ``bernoulli``;
+        non-negative integers with 3 to 10 distinct values → ``categorical``; else ``gaussian``.
+
+    Raises
+    ------
+    TypeError
+        ``mdata`` is not a MuData, or a modality holds non-numeric values.
+    KeyError
+        A modality, layer or mask key is absent.
+    ValueError
+        Unknown likelihood; negative, non-integer or infinite values where they are not
+        allowed; an observation with no registered modality at all.
+
+    Warns
+    -----
+    DataWarning
+        A feature is constant or entirely NaN over the observations that have the modality.
+
+    Examples
+    --------
+    >>> import mdlprob
+    >>> mdata = mdlprob.datasets.synthetic(100, missing={"protein": 0.3})
+    >>> mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb", "clinical": "mixed"})
+    >>> sorted(mdata.uns["mdlprob"]["modalities"])
+    ['clinical', 'protein', 'rna']
+    """
+    if not isinstance(mdata, md.MuData):
+        msg = f"Expected mdata to be a mudata.MuData, got {type(mdata).__name__}. Wrap AnnData objects with mudata.MuData({{'rna': adata}})."
+        raise TypeError(msg)
+    if not isinstance(likelihoods, Mapping) or not likelihoods:
+        msg = f"Expected likelihoods to be a non-empty dict modality -> likelihood name, got {likelihoods!r}."
+        raise ValueError(msg)
+    layer = dict(layer or {})
+    column_types = {k: dict(v) for k, v in (column_types or {}).items()}
+    for name, dct in (("layer", layer), ("column_types", column_types)):
+        extra = set(dct) - set(likelihoods)
+        if extra:
+            msg = f"{name} names modalities that are not in likelihoods: {sorted(extra)}. Registered: {list(likelihoods)}."
+            raise KeyError(msg)
+    registry: dict[str, Any] = {"modalities": {}, "mask_key": mask_key or ""}
+    for mod, lik in likelihoods.items():
+        if lik not in LIKELIHOODS:
+            msg = f"Unknown likelihood {lik!r} for modality {mod!r}; expected one of {sorted(LIKELIHOODS)}."
+            raise ValueError(msg)
+        if mod not in mdata.mod:
+            msg = f"Modality {mod!r} is not in the MuData; it has {list(mdata.mod)}."
+            raise KeyError(msg)
+        if lik != "mixed" and mod in column_types:
+            msg = f"column_types is only for 'mixed' modalities, but {mod!r} has likelihood {lik!r}."
+            raise ValueError(msg)
+        adata = mdata.mod[mod]
+        X = get_matrix(adata, layer.get(mod), mod)
+        entry: dict[str, Any] = {"likelihood": lik, "layer": layer.get(mod, ""), "n_vars": int(adata.n_vars)}
+        check_values(X, mod, lik)
+        if lik == "mixed":
+            types, n_cat = _column_types(adata, X, column_types.get(mod, {}), mod)
+            entry["column_types"], entry["n_categories"] = types, n_cat
+        _warn_degenerate(X, adata.var_names, mod)
+        registry["modalities"][mod] = entry
+    presence = presence_mask(mdata, registry)
+    empty = ~presence.any(axis=1)
+    if empty.any():
+        names = list(mdata.obs_names[empty][:5])
+        msg = (
+            f"{int(empty.sum())} observation(s) have none of the registered modalities {list(likelihoods)} "
+            f"(e.g. {names}). Remove them, e.g. mdata = mdata[mdata_mask].copy(), or register more modalities."
+        )
+        raise ValueError(msg)
+    mdata.uns[REGISTRY_KEY] = registry
+
+
+def get_registry(mdata: md.MuData) -> dict[str, Any]:
+    """The registry written by :func:`setup_mudata`, as plain Python types.
+
+    Raises
+    ------
+    RegistrationError
+        If ``setup_mudata`` was not called on ``mdata``.
+    """
+    reg = mdata.uns.get(REGISTRY_KEY) if isinstance(mdata, md.MuData) else None
+    if reg is None:
+        msg = "These data are not registered: call mdlprob.data.setup_mudata(mdata, likelihoods={...}) first."
+        raise RegistrationError(msg)
+    return _to_builtin(reg)
+
+
+def get_matrix(adata, layer: str | None, mod: str):
+    """The value matrix of a modality (``X`` or a layer), dense or sparse, unmodified."""
+    if layer:
+        if layer not in adata.layers:
+            msg = f"Layer {layer!r} not found in modality {mod!r}; available layers: {list(adata.layers)}."
+            raise KeyError(msg)
+        X = adata.layers[layer]
+    else:
+        X = adata.X
+    if X is None:
+        msg = f"Modality {mod!r} has no values in X; pass layer={{'{mod}': '<layer>'}}."
+        raise ValueError(msg)
+    if hasattr(X, "to_memory"):
+        X = X.to_memory()
+    if not (sp.issparse(X) or isinstance(X, np.ndarray)):
+        X = np.asarray(X)
+    dtype = X.dtype
+    if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+        msg = f"Modality {mod!r} holds values of dtype {dtype}; expected numbers. Encode tables with mdlprob.data.table_to_anndata."
+        raise TypeError(msg)
+    return X
+
+
+def presence_mask(mdata: md.MuData, registry: Mapping[str, Any]) -> np.ndarray:
+    """Boolean ``(n_obs, n_modalities)``: which registered modality each observation has.
+
+    Modalities absent from ``mdata.mod`` are absent for every observation.
+    """
+    mods = list(registry["modalities"])
+    out = np.zeros((mdata.n_obs, len(mods)), dtype=bool)
+    for j, mod in enumerate(mods):
+        if mod in mdata.mod:
+            out[:, j] = np.asarray(mdata.obsmap[mod]) > 0
+    key = registry.get("mask_key") or ""
+    if key:
+        if key not in mdata.obsm:
+            msg = f"mask_key {key!r} not found in mdata.obsm; available keys: {list(mdata.obsm)}."
+            raise KeyError(msg)
+        given = mdata.obsm[key]
+        if isinstance(given, pd.DataFrame):
+            missing = [m for m in mods if m not in given.columns]
+            if missing:
+                msg = f"mdata.obsm[{key!r}] lacks columns for modalities {missing}."
+                raise KeyError(msg)
+            given = given[mods].to_numpy()
+        given = np.asarray(given)
+        if given.shape != out.shape or given.dtype != bool:
+            msg = f"mdata.obsm[{key!r}] must be a boolean mask of shape {out.shape}, got {given.dtype} {given.shape}."
+            raise ValueError(msg)
+        out &= given
+    return out
+
+
+def check_values(X, mod: str, lik: str) -> None:
+    vals = X.data if sp.issparse(X) else np.asarray(X)
+    if vals.dtype == bool or np.issubdtype(vals.dtype, np.integer):
+        finite = vals
+    else:
+        if np.isinf(vals).any():
+            msg = f"Modality {mod!r} contains inf values; replace them (NaN marks a missing entry)."
+            raise ValueError(msg)
+        finite = vals[~np.isnan(vals)]
+    if lik in COUNT_LIKELIHOODS:
+        if finite.size and finite.min() < 0:
+            msg = f"Modality {mod!r} has negative values (min {finite.min()}), but likelihood {lik!r} needs counts >= 0."
+            raise ValueError(msg)
+        if finite.size and not np.array_equal(finite, np.round(finite)):
+            msg = (
+                f"Modality {mod!r} has non-integer values, but likelihood {lik!r} needs raw counts. "
+                f"Pass the raw counts (e.g. layer={{'{mod}': 'counts'}}) or use likelihood 'gaussian' for normalised data."
+            )
+            raise ValueError(msg)
+    if lik == "bernoulli" and finite.size and not np.isin(finite, (0, 1)).all():
+        msg = f"Modality {mod!r} has values other than 0/1, but likelihood 'bernoulli' needs binary data."
+        raise ValueError(msg)
+
+
+def _column_types(adata, X, override: Mapping[str, str], mod: str) -> tuple[list[str], list[int]]:
+    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    unknown = set(override) - set(adata.var_names)
+    if unknown:
+        msg = f"column_types[{mod!r}] names columns not in the modality: {sorted(unknown)}."
+        raise KeyError(msg)
+    given = adata.var[TYPE_KEY] if TYPE_KEY in adata.var else None
+    types, n_cat = [], []
+    for j, col in enumerate(adata.var_names):
+        col_vals = X[:, j][~np.isnan(X[:, j])]
+        kind = override.get(col) or (str(given.iloc[j]) if given is not None else _infer(col_vals))
+        if kind not in COLUMN_TYPES:
+            msg = f"Column {col!r} of modality {mod!r} has type {kind!r}; expected one of {COLUMN_TYPES}."
+            raise ValueError(msg)
+        k = 0
+        if kind == "categorical":
+            if col_vals.size and (col_vals.min() < 0 or not np.array_equal(col_vals, np.round(col_vals))):
+                msg = f"Categorical column {col!r} of modality {mod!r} must hold integer codes 0..K-1; encode it with table_to_anndata."
+                raise ValueError(msg)
+            labels = adata.uns.get("categories", {}).get(col)
+            k = max(int(col_vals.max()) + 1 if col_vals.size else 1, len(labels) if labels is not None else 0, 2)
+        elif kind == "bernoulli" and col_vals.size and not np.isin(col_vals, (0, 1)).all():
+            msg = f"Column {col!r} of modality {mod!r} is bernoulli but holds values other than 0/1."
+            raise ValueError(msg)
+        types.append(kind)
+        n_cat.append(k)
+    return types, n_cat
+
+
+def _infer(vals: np.ndarray) -> str:
+    if vals.size and np.isin(vals, (0, 1)).all():
+        return "bernoulli"
+    uniq = np.unique(vals)
+    if 3 <= uniq.size <= _MAX_AUTO_CATEGORIES and uniq.min() >= 0 and np.array_equal(uniq, np.round(uniq)):
+        return "categorical"
+    return "gaussian"
+
+
+def _warn_degenerate(X, var_names, mod: str) -> None:
+    if sp.issparse(X):
+        X = X.tocsc()
+        nnz = np.diff(X.indptr)
+        mx, mn = X.max(axis=0).toarray().ravel(), X.min(axis=0).toarray().ravel()
+        const = (mx == mn) & ((nnz == 0) | (nnz == X.shape[0]))
+        all_nan = np.zeros(X.shape[1], dtype=bool)
+    else:
+        X = np.asarray(X, dtype=np.float64)
+        all_nan = np.isnan(X).all(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            const = (np.nanmax(X, axis=0) == np.nanmin(X, axis=0)) & ~all_nan
+    for flag, what in ((all_nan, "entirely NaN"), (const, "constant")):
+        if flag.any():
+            names = list(np.asarray(var_names)[flag][:5])
+            msg = f"Modality {mod!r}: {int(flag.sum())} feature(s) are {what} (e.g. {names}); they carry no information."
+            warnings.warn(msg, DataWarning, stacklevel=3)
+
+
+def _to_builtin(obj):
+    """Undo what an h5 round trip does to the registry (arrays for lists, numpy scalars)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _to_builtin(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return [_to_builtin(v) for v in obj.tolist()]
+    if isinstance(obj, (list, tuple)):
+        return [_to_builtin(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

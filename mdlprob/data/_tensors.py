@@ -1,0 +1,115 @@
+"""Dense, device-resident tensors of a registered MuData, aligned to ``mdata.obs_names``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mudata as md
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from ..exceptions import RegistrationError
+from ._setup import get_matrix, presence_mask
+
+
+@dataclass
+class MultimodalTensors:
+    """Values, entry masks and presence of every registered modality.
+
+    Attributes
+    ----------
+    x
+        Modality to float32 ``(n_obs, n_vars)``; rows of absent observations and missing
+        (NaN) entries hold 0 and are never read by a likelihood.
+    observed
+        Modality to bool ``(n_obs, n_vars)`` marking non-missing entries, or ``None`` when the
+        modality has no NaN.
+    presence
+        Bool ``(n_obs, n_modalities)`` in registry order.
+    """
+
+    x: dict[str, Tensor]
+    observed: dict[str, Tensor | None]
+    presence: Tensor
+
+    @property
+    def n_obs(self) -> int:
+        return self.presence.shape[0]
+
+    def to(self, device: torch.device | str) -> MultimodalTensors:
+        return MultimodalTensors(
+            {k: v.to(device) for k, v in self.x.items()},
+            {k: None if v is None else v.to(device) for k, v in self.observed.items()},
+            self.presence.to(device),
+        )
+
+    def batch(self, idx: Tensor) -> dict[str, Any]:
+        """Rows ``idx`` (a tensor on the same device) gathered into a batch dict."""
+        return {
+            "x": {k: v.index_select(0, idx) for k, v in self.x.items()},
+            "observed": {k: None if v is None else v.index_select(0, idx) for k, v in self.observed.items()},
+            "presence": self.presence.index_select(0, idx),
+        }
+
+
+def tensors_from_mudata(
+    mdata: md.MuData,
+    registry: Mapping[str, Any],
+    *,
+    var_names: Mapping[str, Sequence[str]] | None = None,
+) -> MultimodalTensors:
+    """Build :class:`MultimodalTensors` from ``mdata`` following ``registry``.
+
+    Parameters
+    ----------
+    var_names
+        Expected feature names per modality (a trained model's); a modality whose features
+        differ raises :class:`RegistrationError`. A registered modality that is not in
+        ``mdata.mod`` at all counts as absent for every observation.
+    """
+    presence = presence_mask(mdata, registry)
+    x, observed = {}, {}
+    for j, (mod, entry) in enumerate(registry["modalities"].items()):
+        n_vars = int(entry["n_vars"])
+        dense = np.zeros((mdata.n_obs, n_vars), dtype=np.float32)
+        if mod in mdata.mod:
+            adata = mdata.mod[mod]
+            if var_names is not None and list(adata.var_names) != list(var_names[mod]):
+                msg = (
+                    f"Modality {mod!r} has features that differ from those the model was trained on "
+                    f"({adata.n_vars} vs {len(var_names[mod])} features, or a different order). "
+                    f"Subset/reorder it: mdata.mod[{mod!r}] = mdata.mod[{mod!r}][:, model_var_names]."
+                )
+                raise RegistrationError(msg)
+            X = get_matrix(adata, entry.get("layer") or None, mod)
+            rows = np.asarray(mdata.obsmap[mod]).astype(np.int64) - 1
+            keep = presence[:, j]
+            src = rows[keep]
+            block = X[src]
+            dense[keep] = block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float32)
+        nan = np.isnan(dense)
+        if nan.any():
+            observed[mod] = torch.from_numpy(~nan)
+            dense[nan] = 0.0
+        else:
+            observed[mod] = None
+        x[mod] = torch.from_numpy(dense)
+    return MultimodalTensors(x, observed, torch.from_numpy(presence))
+
+
+def training_values(tensors: MultimodalTensors, mod: str, j: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Values of modality ``mod`` (column ``j`` of presence) over present rows, NaN where missing."""
+    present = tensors.presence[:, j].numpy()
+    if rows is not None:
+        sel = np.zeros_like(present)
+        sel[rows] = True
+        present = present & sel
+    vals = tensors.x[mod].numpy()[present].copy()
+    obs = tensors.observed[mod]
+    if obs is not None:
+        vals[~obs.numpy()[present]] = np.nan
+    return vals

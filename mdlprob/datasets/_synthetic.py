@@ -1,0 +1,196 @@
+"""Synthetic multimodal data with a known latent space: the ground truth of tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+
+from ..data._table import TYPE_KEY
+
+DEFAULT_N_VARS = {"rna": 200, "protein": 30}
+CLINICAL_COLUMNS = {
+    "age": "gaussian", "bmi": "gaussian", "marker": "gaussian",
+    "smoker": "bernoulli", "high_stage": "bernoulli", "site": "categorical",
+}
+_N_SITES = 4
+KNOWN = ("rna", "protein", "clinical")
+
+
+def synthetic(
+    n_obs: int,
+    *,
+    modalities: Sequence[str] = KNOWN,
+    missing: Mapping[str, float] | None = None,
+    n_vars: Mapping[str, int] | None = None,
+    n_latent: int = 6,
+    nan_rate: float = 0.05,
+    seed: int = 0,
+) -> md.MuData:
+    r"""Counts, proteins and a clinical table generated from one known latent variable.
+
+    .. math::
+        z_i \sim \mathcal{N}(0, I_{d}), \quad
+        x^{\text{rna}}_{ig} \sim \mathrm{NB}(e^{z_i W_g + b_g + \ell_i}, \theta_g), \quad
+        x^{\text{protein}}_{ip} \sim \mathrm{NB}(e^{z_i V_p + c_p}, \phi_p),
+
+    clinical columns are linear-Gaussian (``age``, ``bmi``, ``marker``), logistic
+    (``smoker``, ``high_stage``) and softmax (``site``, 4 levels) in :math:`z`, with a
+    fraction ``nan_rate`` of entries set to NaN. ``obs`` holds ``label`` (3 classes,
+    softmax in :math:`z`), and Weibull survival ``time``/``event`` with risk linear in
+    :math:`z` and uniform censoring.
+
+    Parameters
+    ----------
+    n_obs
+        Number of observations (scales to :math:`10^6`).
+    modalities
+        Subset of ``("rna", "protein", "clinical")``.
+    missing
+        Modality to the fraction of observations that lack it (MCAR). An observation never
+        loses all its modalities: one of them is given back at random.
+    n_vars
+        Feature counts for ``rna`` (default 200) and ``protein`` (default 30).
+    n_latent
+        Dimension of the true latent.
+    nan_rate
+        Fraction of clinical entries set to NaN inside present observations.
+    seed
+        Seed of the generator; the same seed gives the same data.
+
+    Returns
+    -------
+    MuData (outer join: a modality holds only the observations that have it) with
+    ``obsm["z_true"]`` and, in ``uns["truth"][modality]``, ``values`` (every entry before
+    hiding, ``(n_obs, n_vars)``) and ``mean`` (its conditional mean given ``z``). Use
+    :func:`hidden_truth` to get the hidden entries.
+    """
+    if isinstance(n_obs, bool) or not isinstance(n_obs, (int, np.integer)) or n_obs < 2:
+        msg = f"Expected n_obs to be an int >= 2, got {n_obs!r}."
+        raise ValueError(msg)
+    mods = list(modalities)
+    if not mods or any(m not in KNOWN for m in mods) or len(set(mods)) != len(mods):
+        msg = f"Expected modalities to be distinct names from {KNOWN}, got {modalities!r}."
+        raise ValueError(msg)
+    missing = dict(missing or {})
+    for m, rate in missing.items():
+        if m not in mods or not 0.0 <= rate < 1.0:
+            msg = f"missing[{m!r}] must name one of {mods} with a rate in [0, 1), got {rate!r}."
+            raise ValueError(msg)
+    sizes = {**DEFAULT_N_VARS, **dict(n_vars or {})}
+    rng = np.random.default_rng(seed)
+    n = int(n_obs)
+    z = rng.standard_normal((n, n_latent)).astype(np.float32)
+    truth, adatas = {}, {}
+    for m in mods:
+        values, mean, var = _GENERATORS[m](z, sizes.get(m, 0), rng)
+        truth[m] = {"values": values, "mean": mean}
+        adatas[m] = var
+    present = _presence(n, mods, missing, rng)
+    obs_names = pd.Index([f"obs{i}" for i in range(n)])
+    mod_data = {}
+    for j, m in enumerate(mods):
+        X = truth[m]["values"][present[:, j]].copy()
+        if m == "clinical":
+            X[rng.random(X.shape) < nan_rate] = np.nan
+        mod_data[m] = ad.AnnData(X, obs=pd.DataFrame(index=obs_names[present[:, j]]), var=adatas[m].var,
+                                 uns=dict(adatas[m].uns))
+    mdata = md.MuData(mod_data)
+    if not mdata.obs_names.equals(obs_names):
+        mdata = mdata[obs_names].copy()
+    mdata.obs["label"], mdata.obs["time"], mdata.obs["event"] = _outcomes(z, rng)
+    mdata.obsm["z_true"] = z
+    mdata.uns["truth"] = truth
+    return mdata
+
+
+def hidden_truth(mdata: md.MuData, modality: str) -> tuple[np.ndarray, np.ndarray]:
+    """True values of ``modality`` for every observation, and which entries the data hide.
+
+    Returns
+    -------
+    values
+        ``(n_obs, n_vars)`` true values from ``uns["truth"]``.
+    hidden
+        Bool ``(n_obs, n_vars)``: the observation lacks the modality, or the entry is NaN.
+    """
+    if "truth" not in mdata.uns or modality not in mdata.uns["truth"]:
+        msg = f"mdata.uns['truth'][{modality!r}] not found; hidden_truth needs data made by mdlprob.datasets.synthetic."
+        raise KeyError(msg)
+    values = np.asarray(mdata.uns["truth"][modality]["values"])
+    hidden = np.ones(values.shape, dtype=bool)
+    rows = np.asarray(mdata.obsmap[modality]).astype(np.int64) - 1
+    present = rows >= 0
+    X = mdata.mod[modality].X
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+    hidden[present] = np.isnan(X[rows[present]])
+    return values, hidden
+
+
+def _presence(n: int, mods: list[str], missing: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
+    present = np.ones((n, len(mods)), dtype=bool)
+    for j, m in enumerate(mods):
+        rate = missing.get(m, 0.0)
+        if rate > 0:
+            present[rng.permutation(n)[: round(rate * n)], j] = False
+    empty = np.flatnonzero(~present.any(1))
+    present[empty, rng.integers(0, len(mods), size=empty.size)] = True
+    return present
+
+
+def _counts(z, n_vars, rng, *, base, spread, log_theta, library_sd):
+    k = z.shape[1]
+    W = (rng.standard_normal((k, n_vars)) * spread * (rng.random((k, n_vars)) < 0.5)).astype(np.float32)
+    b = (base + 0.5 * rng.standard_normal(n_vars)).astype(np.float32)
+    lib = (library_sd * rng.standard_normal((z.shape[0], 1))).astype(np.float32)
+    mean = np.exp(np.clip(z @ W + b + lib, None, 12.0)).astype(np.float32)
+    theta = np.exp(log_theta + 0.3 * rng.standard_normal(n_vars)).astype(np.float32)
+    values = rng.poisson(rng.gamma(theta, mean / theta)).astype(np.float32)
+    return values, mean
+
+
+def _rna(z, n_vars, rng):
+    values, mean = _counts(z, n_vars, rng, base=1.0, spread=0.6, log_theta=1.5, library_sd=0.2)
+    return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"gene{g}" for g in range(n_vars)]))
+
+
+def _protein(z, n_vars, rng):
+    values, mean = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1)
+    return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"prot{p}" for p in range(n_vars)]))
+
+
+def _clinical(z, _n_vars, rng):
+    n, k = z.shape
+    A = rng.standard_normal((k, 3)).astype(np.float32) / np.sqrt(k)
+    lin = z @ A
+    gauss_mean = np.array([60.0, 25.0, 0.0], dtype=np.float32) + lin * np.array([8.0, 3.0, 1.0], dtype=np.float32)
+    gauss = gauss_mean + rng.standard_normal((n, 3)).astype(np.float32) * np.array([5.0, 2.0, 0.5], dtype=np.float32)
+    logits = z @ (rng.standard_normal((k, 2)).astype(np.float32) * 1.5 / np.sqrt(k))
+    p = 1.0 / (1.0 + np.exp(-logits))
+    binary = (rng.random((n, 2)) < p).astype(np.float32)
+    site_logits = z @ (rng.standard_normal((k, _N_SITES)).astype(np.float32) * 2.0 / np.sqrt(k))
+    site_p = np.exp(site_logits - site_logits.max(1, keepdims=True))
+    site_p /= site_p.sum(1, keepdims=True)
+    site = (site_p.cumsum(1) > rng.random((n, 1))).argmax(1).astype(np.float32)
+    values = np.column_stack([gauss, binary, site]).astype(np.float32)
+    mean = np.column_stack([gauss_mean, p, site_p.argmax(1)]).astype(np.float32)
+    var = pd.DataFrame({TYPE_KEY: list(CLINICAL_COLUMNS.values())}, index=list(CLINICAL_COLUMNS))
+    return values, mean, ad.AnnData(var=var, uns={"categories": {"site": [f"site{i}" for i in range(_N_SITES)]}})
+
+
+def _outcomes(z, rng):
+    n, k = z.shape
+    logits = z @ (rng.standard_normal((k, 3)) * 2.0 / np.sqrt(k))
+    gumbel = -np.log(-np.log(rng.random((n, 3))))
+    label = pd.Categorical.from_codes((logits + gumbel).argmax(1), categories=["A", "B", "C"])
+    risk = z @ (rng.standard_normal(k) / np.sqrt(k))
+    t_event = 10.0 * (-np.log(rng.random(n)) / np.exp(risk)) ** (1.0 / 1.5)
+    t_censor = rng.uniform(0.0, np.quantile(t_event, 0.9), n)
+    event = (t_event <= t_censor).astype(np.int64)
+    return label, np.minimum(t_event, t_censor), event
+
+
+_GENERATORS = {"rna": _rna, "protein": _protein, "clinical": _clinical}

@@ -1,0 +1,27 @@
+"""Per-modality likelihoods: decoder heads, log-densities, samplers and encoder inputs."""
+
+from __future__ import annotations
+
+from ._base import Likelihood
+from ._bernoulli import Bernoulli
+from ._gaussian import Gaussian
+from ._mixed import Mixed
+from ._negative_binomial import NegativeBinomial
+from ._poisson import Poisson
+from ._zinb import ZeroInflatedNegativeBinomial
+
+#: Likelihood classes by the name used in ``setup_mudata(likelihoods=...)``.
+LIKELIHOODS: dict[str, type[Likelihood]] = {
+    cls.name: cls for cls in (NegativeBinomial, ZeroInflatedNegativeBinomial, Poisson, Gaussian, Bernoulli, Mixed)
+}
+
+__all__ = [
+    "LIKELIHOODS",
+    "Bernoulli",
+    "Gaussian",
+    "Likelihood",
+    "Mixed",
+    "NegativeBinomial",
+    "Poisson",
+    "ZeroInflatedNegativeBinomial",
+]

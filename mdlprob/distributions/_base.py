@@ -1,0 +1,114 @@
+"""The contract every per-modality likelihood follows."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+_EPS = 1e-8
+
+
+class Likelihood(nn.Module):
+    """Observation model of one modality: decoder head, log-density, sampler and encoder input.
+
+    A likelihood owns everything that depends on the data type of its modality, so that
+    encoders, decoders and the product-of-experts logic only see tensors.
+
+    Parameters
+    ----------
+    n_vars
+        Number of features of the modality.
+    n_hidden
+        Width of the decoder's last hidden layer feeding :meth:`forward`.
+    has_nan
+        Whether some entries of a present observation may be missing; the encoder then
+        receives a missingness indicator per feature next to the values.
+    """
+
+    name: ClassVar[str] = ""
+    #: Indices of columns whose values are category codes (their "mean" is the mode).
+    categorical_columns: Tensor | None = None
+    #: Whether values must be non-negative integers.
+    is_count: ClassVar[bool] = False
+
+    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
+        super().__init__()
+        self.n_vars = n_vars
+        self.has_nan = has_nan
+        self.register_buffer("in_loc", torch.zeros(n_vars))
+        self.register_buffer("in_scale", torch.ones(n_vars))
+
+    # --- statistics of the training data -------------------------------------------------
+    def input_transform(self, x: Tensor) -> Tensor:
+        """Elementwise transform applied before standardising the encoder input."""
+        return x
+
+    def set_stats(self, x: np.ndarray) -> None:
+        """Set normalisation buffers from training values ``x`` (NaN = missing entry)."""
+        t = self.input_transform(torch.as_tensor(x, dtype=torch.float32))
+        loc, scale = _nan_loc_scale(t)
+        self.in_loc.copy_(loc)
+        self.in_scale.copy_(scale)
+
+    # --- encoder side ----------------------------------------------------------------
+    @property
+    def in_features(self) -> int:
+        """Width of :meth:`encode_input`'s output."""
+        return self.n_vars * (2 if self.has_nan else 1)
+
+    def encode_input(self, x: Tensor, observed: Tensor | None) -> Tensor:
+        """Standardised values (missing entries at 0) plus, with NaNs, the missingness indicator."""
+        h = (self.input_transform(x) - self.in_loc) / self.in_scale
+        if not self.has_nan:
+            return h
+        obs = observed.to(h.dtype)
+        return torch.cat([h * obs, obs], dim=-1)
+
+    # --- decoder side ----------------------------------------------------------------
+    def forward(self, h: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        """Distribution parameters from the decoder's hidden activations ``h``."""
+        raise NotImplementedError
+
+    def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:  # pragma: no cover
+        """Elementwise log-density, shape ``(..., n_vars)``."""
+        raise NotImplementedError
+
+    def pyro_dist(self, params: dict[str, Tensor]):  # pragma: no cover - abstract
+        """The same density as a Pyro distribution with elementwise batch shape."""
+        raise NotImplementedError
+
+    def pyro_observe(self, name: str, params: dict[str, Tensor], x: Tensor, mask: Tensor) -> None:
+        """Pyro ``sample`` statement(s) observing ``x`` where ``mask`` (``(batch, n_vars)``) is true."""
+        import pyro
+
+        pyro.sample(name, self.pyro_dist(params).mask(mask).to_event(1), obs=x)
+
+    def sample(self, params: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
+        """One draw per element of the parameters' batch shape, on the data scale."""
+        raise NotImplementedError
+
+    def mean(self, params: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
+        """Conditional mean ``E[x | z]`` on the data scale."""
+        raise NotImplementedError
+
+
+def _nan_loc_scale(t: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-column mean and sd ignoring NaN; sd of constant or empty columns set to 1."""
+    finite = ~torch.isnan(t)
+    n = finite.sum(0).clamp_min(1)
+    t0 = torch.where(finite, t, torch.zeros_like(t))
+    loc = t0.sum(0) / n
+    var = (torch.where(finite, t - loc, torch.zeros_like(t)) ** 2).sum(0) / n
+    scale = var.sqrt()
+    scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+    return loc, scale
+
+
+def nan_mean(x: np.ndarray) -> np.ndarray:
+    """Column means ignoring NaN (0 for an all-NaN column), without a warning."""
+    finite = ~np.isnan(x)
+    n = np.maximum(finite.sum(0), 1)
+    return np.where(finite, x, 0.0).sum(0) / n
