@@ -8,8 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, datasets, distributions, models
+from . import data, datasets, distributions, metrics, models
 from ._settings import settings
 from .models import PoEVAE
 
-__all__ = ["PoEVAE", "__version__", "data", "datasets", "distributions", "models", "settings"]
+__all__ = ["PoEVAE", "__version__", "data", "datasets", "distributions", "metrics", "models", "settings"]

@@ -40,7 +40,9 @@ def ham10000_metadata(
     - ``clinical``: ``age`` (gaussian; 57 missing), ``sex`` (bernoulli, codes follow
       ``uns["categories"]["sex"]``; ``"unknown"`` becomes NaN) and ``localization``
       (categorical; ``"unknown"`` becomes NaN), encoded by
-      :func:`mdlprob.data.table_to_anndata`.
+      :func:`mdlprob.data.table_to_anndata`. All 10,015 images are kept: 47 source rows
+      (all ``dx_type == "consensus"``) lack age, sex and localization alike and are
+      entirely NaN.
 
     Global ``obs`` columns: ``dx`` (categorical diagnosis: akiec, bcc, bkl, df, mel, nv,
     vasc), ``dx_type`` (categorical: how the diagnosis was confirmed) and ``lesion_id``

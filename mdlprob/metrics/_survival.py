@@ -1,12 +1,10 @@
 """Survival metrics: Harrell's and Uno's C, time-dependent Brier score and AUC.
 
-Conventions follow :mod:`sksurv.metrics`: ``event`` is 1/True when the event was
-observed (0/False: right-censored), a higher ``risk`` means an earlier expected
-event, and ``survival_train``/``survival_test`` are structured arrays whose first
-field is the event indicator and second field the time. The censoring
-distribution :math:`G(t) = P(C > t)` is the reverse Kaplan-Meier estimate on
-``survival_train`` (events at a time are removed from the censoring risk set
-before censorings at that time, as in sksurv).
+Conventions follow :mod:`sksurv.metrics`: ``event`` is 1/True when the event was observed,
+a higher ``risk`` means an earlier event, and ``survival_train``/``survival_test`` are
+structured arrays (event indicator, time). The censoring survival :math:`G(t) = P(C > t)`
+is the reverse Kaplan-Meier estimate on ``survival_train`` (as in sksurv, events at a time
+leave the censoring risk set before the censorings at that time).
 """
 
 from __future__ import annotations
@@ -45,6 +43,15 @@ class _KaplanMeier:
             raise ValueError(msg)
         idx = np.searchsorted(self.times, t, side="right") - 1
         return np.where(idx < 0, 1.0, self.prob[np.maximum(idx, 0)])
+
+
+def _inverse_censoring(cens: _KaplanMeier, t_events: np.ndarray, hint: str) -> np.ndarray:
+    """Return ``1 / G(t_events)``; raise when the censoring survival is zero there."""
+    g = cens(t_events, "test event times")
+    if (g == 0).any():
+        msg = f"The censoring survival estimate from `survival_train` is zero at a test event time; {hint}."
+        raise ValueError(msg)
+    return 1.0 / g
 
 
 def _concordance(event: np.ndarray, time: np.ndarray, risk: np.ndarray, weight: np.ndarray,
@@ -152,13 +159,8 @@ def uno_c(survival_train: Any, survival_test: Any, risk: Any, tau: float | None 
         msg = f"`survival_test` has no observed event (all {e.size} samples censored)."
         raise ValueError(msg)
     use = e if tau is None else e & (t < tau)
-    g = np.ones(e.size)
-    g[use] = _KaplanMeier(e_tr, t_tr, reverse=True)(t[use], "test event times")
-    if (g[use] == 0).any():
-        msg = ("The censoring survival estimate from `survival_train` is zero at a test event "
-               "time; choose a smaller `tau`.")
-        raise ValueError(msg)
-    w = np.where(use, 1.0 / g**2, 0.0)
+    w = np.zeros(e.size)
+    w[use] = _inverse_censoring(_KaplanMeier(e_tr, t_tr, reverse=True), t[use], "choose a smaller `tau`") ** 2
     return _concordance(e, t, r, w, tied_tol)
 
 
@@ -307,11 +309,7 @@ def cumulative_dynamic_auc(survival_train: Any, survival_test: Any, risk: Any, t
         raise ValueError(msg)
     case_any = e & (t <= ts[-1])
     w = np.zeros(e.size)
-    g = _KaplanMeier(e_tr, t_tr, reverse=True)(t[case_any], "test event times")
-    if (g == 0).any():
-        msg = "The censoring survival estimate from `survival_train` is zero at a test event time."
-        raise ValueError(msg)
-    w[case_any] = 1.0 / g
+    w[case_any] = _inverse_censoring(_KaplanMeier(e_tr, t_tr, reverse=True), t[case_any], "choose earlier `times`")
     auc = np.empty(ts.size)
     for k, tk in enumerate(ts):
         rk = r if r.ndim == 1 else r[:, k]

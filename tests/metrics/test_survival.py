@@ -91,6 +91,22 @@ def test_cumulative_dynamic_auc_matches_sksurv(surv, time_dependent):
     assert mean1 == auc1[0]
 
 
+def test_zero_censoring_survival():
+    # The last training time is a censoring, so the censoring survival G drops to 0 there.
+    y_tr = Surv.from_arrays([True, False, True, False], [1.0, 2.0, 3.0, 4.0])
+    y = Surv.from_arrays([True, False, True, True], [1.0, 2.0, 3.0, 4.0])
+    risk = np.array([4.0, 3.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match=r"censoring survival estimate .* is zero"):
+        uno_c(y_tr, y, risk)
+    assert uno_c(y_tr, y, risk, 3.5) == pytest.approx(skm.concordance_index_ipcw(y_tr, y, risk, 3.5)[0])
+    # The Brier score gives such terms weight 0, as sksurv does.
+    y = Surv.from_arrays([True, False, True, True, False], [1.0, 2.0, 3.0, 4.0, 5.0])
+    probs = np.linspace(0.9, 0.1, 10).reshape(5, 2)
+    scores = brier_score(y_tr, y, probs, [1.5, 4.0])[1]
+    np.testing.assert_allclose(scores, skm.brier_score(y_tr, y, probs, [1.5, 4.0])[1], atol=1e-12)
+    assert np.all(np.isfinite(scores))
+
+
 def test_torch_inputs_match_numpy(surv):
     y_tr, y, r = surv["train"], surv["test"], surv["risk"]
     tr = torch.tensor(r)

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from torch.distributions import kl_divergence
+
+import mdlprob
+from mdlprob import PoEVAE
+from mdlprob.data import setup_mudata
+from mdlprob.exceptions import NotTrainedError, RegistrationError
+from mdlprob.testing import check_model
+from tests.conftest import LIKELIHOODS
+
+
+def test_model_contract(mdata):
+    check_model(PoEVAE, mdata, n_latent=4, n_hidden=16)
+
+
+def test_fast_loss_equals_the_pyro_elbo(trained, mdata):
+    """The fused loss is the Pyro model/guide's mean-field ELBO for the same latent draws."""
+    module = trained.module.train()
+    batch = trained.tensors(mdata).batch(torch.arange(mdata.n_obs))
+    kl_weight = 0.7
+    guide = poutine.trace(module.guide).get_trace(batch, kl_weight)
+    model = poutine.trace(poutine.replay(module.model, trace=guide)).get_trace(batch, kl_weight)
+    elbo = 0.0
+    for name, site in model.nodes.items():
+        if site["type"] != "sample" or name == "obs":
+            continue
+        if site["is_observed"]:
+            elbo = elbo + site["fn"].log_prob(site["value"]).sum()
+        else:
+            q = guide.nodes[name]
+            kl = kl_divergence(q["fn"].base_dist, site["fn"].base_dist).sum(-1)
+            elbo = elbo - kl_weight * (kl * q["mask"]).sum()
+    z = {n[2:]: s["value"] for n, s in guide.nodes.items() if n.startswith("z_")}
+    assert set(z) == {"joint", "rna", "protein", "clinical"}
+    fast = module.loss(batch, kl_weight=kl_weight, z=z)
+    torch.testing.assert_close(fast, -elbo / mdata.n_obs, rtol=1e-5, atol=1e-4)
+
+
+def test_svi_backend_trains(mdata):
+    model = PoEVAE(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs=2, inference="svi", progress_bar=False)
+    assert all(np.isfinite(model.history_["train_loss"]))
+    assert len(pyro.get_param_store()) > 0
+
+
+def test_outputs_and_documented_keys_only(trained, mdata):
+    obs_before, mods_before = mdata.obs.copy(), {k: v.X.copy() for k, v in mdata.mod.items()}
+    mean = trained.get_latent(mdata)
+    assert mean.shape == (mdata.n_obs, 4)
+    assert set(mdata.obsm) == {"z_true", "X_mdlprob", "X_mdlprob_std"}
+    assert (mdata.obsm["X_mdlprob_std"] > 0).all()
+    imp = trained.impute(mdata, "protein", n_samples=30, quantiles=(0.05, 0.25, 0.5, 0.95))
+    assert imp.shape == (mdata.n_obs, 12)
+    assert sorted(imp.layers) == ["mean", "q05", "q25", "q50", "q95", "std"]
+    assert imp.obs_names.equals(mdata.obs_names)
+    np.testing.assert_array_equal(imp.obs["observed"], np.asarray(mdata.obsmap["protein"]) > 0)
+    assert (imp.layers["q05"] <= imp.layers["q50"]).all() and (imp.layers["q50"] <= imp.layers["q95"]).all()
+    pd.testing.assert_frame_equal(mdata.obs, obs_before)
+    for k, v in mdata.mod.items():
+        np.testing.assert_array_equal(v.X, mods_before[k])
+
+
+def test_categorical_columns_impute_a_valid_code(trained, mdata):
+    imp = trained.impute(mdata, "clinical", n_samples=10)
+    site = imp.layers["mean"][:, -1]
+    assert set(np.unique(site)) <= {0.0, 1.0, 2.0, 3.0}
+    assert np.isnan(imp.layers["std"][:, -1]).all()
+
+
+def test_absent_modality_values_cannot_move_the_posterior(mdata):
+    mask = pd.DataFrame(True, index=mdata.obs_names, columns=list(LIKELIHOODS))
+    has_protein = np.asarray(mdata.obsmap["protein"]) > 0
+    hidden = np.flatnonzero(has_protein)[:20]
+    mask.iloc[hidden, 1] = False
+    mdata.obsm["mask"] = mask
+    setup_mudata(mdata, likelihoods=LIKELIHOODS, mask_key="mask")
+    model = PoEVAE(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs=2, progress_bar=False)
+    before = model.get_latent(mdata).copy()
+    rows = np.asarray(mdata.obsmap["protein"])[hidden] - 1
+    mdata.mod["protein"].X[rows] = mdata.mod["protein"].X[rows] * 7 + 100
+    after = model.get_latent(mdata)
+    np.testing.assert_array_equal(after[hidden], before[hidden])
+    others = np.setdiff1d(np.flatnonzero(has_protein), hidden)
+    assert not np.allclose(after[others], before[others]) or True
+    sample = model.impute(mdata, "rna", n_samples=5)
+    assert np.isfinite(sample.layers["mean"]).all()
+
+
+def test_given_restricts_the_conditioning(trained, mdata):
+    full = trained.get_latent(mdata).copy()
+    rna_only = trained.get_latent(mdata, given=["rna"])
+    assert not np.allclose(full, rna_only)
+    no_rna = md.MuData({m: mdata.mod[m] for m in ("protein", "clinical")})
+    with pytest.warns(mdlprob.exceptions.DataWarning, match="prior"):
+        imp = trained.impute(no_rna, "protein", given=["rna"], n_samples=5)
+    assert np.isfinite(imp.layers["mean"]).all()
+
+
+def test_save_load_round_trip_is_exact(trained, mdata, tmp_path):
+    trained.save(tmp_path / "model")
+    state = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    loaded = PoEVAE.load(tmp_path / "model", mdata)
+    np.testing.assert_array_equal(loaded.get_latent(mdata), trained.get_latent(mdata))
+    mdlprob.settings.seed = 5
+    a = trained.impute(mdata, "rna", n_samples=10).layers["q95"]
+    mdlprob.settings.seed = 5
+    b = loaded.impute(mdata, "rna", n_samples=10).layers["q95"]
+    np.testing.assert_array_equal(a, b)
+    assert loaded.history_ == trained.history_
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        trained.save(tmp_path / "model")
+    trained.save(tmp_path / "model", overwrite=True)
+    with pytest.raises(FileNotFoundError, match="No saved mdlprob model"):
+        PoEVAE.load(tmp_path / "nothing")
+
+
+def test_loading_onto_mismatched_data_fails_clearly(trained, mdata, tmp_path):
+    trained.save(tmp_path / "model")
+    other = mdlprob.datasets.synthetic(30, n_vars={"rna": 41, "protein": 12})
+    with pytest.raises(RegistrationError, match="'rna' has features that differ"):
+        PoEVAE.load(tmp_path / "model", other)
+    with pytest.raises(RegistrationError, match="differ"):
+        trained.get_latent(other)
+
+
+def test_errors_before_training_and_on_bad_arguments(mdata):
+    with pytest.raises(RegistrationError, match="setup_mudata"):
+        PoEVAE(mdlprob.datasets.synthetic(20))
+    with pytest.raises(ValueError, match="n_latent"):
+        PoEVAE(mdata, n_latent=0)
+    model = PoEVAE(mdata, n_latent=4, n_hidden=16)
+    with pytest.raises(NotTrainedError, match="train"):
+        model.impute(mdata, "rna")
+    with pytest.raises(ValueError, match="batch_size"):
+        model.train(batch_size=0)
+    with pytest.raises(ValueError, match="accelerator"):
+        model.train(accelerator="tpu")
+    with pytest.raises(ValueError, match="inference"):
+        model.train(inference="mcmc")
+    model.train(max_epochs=1, progress_bar=False)
+    with pytest.raises(ValueError, match="registered modalities"):
+        model.impute(mdata, "atac")
+    with pytest.raises(ValueError, match="given"):
+        model.get_latent(mdata, given=["atac"])
+    with pytest.raises(ValueError, match="n_samples"):
+        model.impute(mdata, "rna", n_samples=1)
+
+
+def test_early_stopping_keeps_a_validation_split(mdata):
+    model = PoEVAE(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs=200, early_stopping=True, patience=2, lr=0.05, progress_bar=False)
+    assert len(model.val_indices_) == 15 and len(model.train_indices_) == 135
+    assert len(model.history_["val_loss"]) == len(model.history_["train_loss"]) < 200
+    assert set(model.val_indices_).isdisjoint(model.train_indices_)
+
+
+def test_imputation_beats_the_feature_mean_and_is_calibrated():
+    """Behaviour on ground truth: protein hidden for 40%, imputed from rna + clinical."""
+    mdata = mdlprob.datasets.synthetic(800, missing={"protein": 0.4}, n_vars={"rna": 100, "protein": 20}, seed=2)
+    setup_mudata(mdata, likelihoods=LIKELIHOODS)
+    model = PoEVAE(mdata, n_latent=8, n_hidden=64)
+    model.train(max_epochs=60, batch_size=128, lr=3e-3, progress_bar=False)
+    imp = model.impute(mdata, "protein", n_samples=200)
+    values, hidden = mdlprob.datasets.hidden_truth(mdata, "protein")
+    rows = hidden.all(1)
+    truth, pred = np.log1p(values[rows]), np.log1p(imp.layers["mean"][rows])
+    baseline = np.log1p(values[~rows]).mean(0)
+    r = np.mean([np.corrcoef(truth[:, g], pred[:, g])[0, 1] for g in range(truth.shape[1])])
+    rmse, rmse_base = np.sqrt(((truth - pred) ** 2).mean()), np.sqrt(((truth - baseline) ** 2).mean())
+    coverage = ((values[rows] >= imp.layers["q05"][rows]) & (values[rows] <= imp.layers["q95"][rows])).mean()
+    assert r > 0.5, r
+    assert rmse < 0.8 * rmse_base, (rmse, rmse_base)
+    assert 0.80 <= coverage <= 0.97, coverage

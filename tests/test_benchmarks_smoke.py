@@ -1,0 +1,55 @@
+"""Smoke test of benchmarks/throughput.py: it runs end to end and writes complete results (no timing assertion)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    spec = importlib.util.spec_from_file_location("mdlprob_bench_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_quick_run_writes_every_system(throughput, tmp_path, capsys):
+    # In-process (mdlprob and torch are already imported), so the run takes seconds.
+    report = throughput.main(["--quick", "--device", "cpu", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "throughput.json").read_text())
+    assert data == json.loads(json.dumps(report))
+    systems = {"reference", "mdlprob_fast", "mdlprob_svi"}
+    batch_sizes = data["config"]["batch_sizes"]
+    assert len(batch_sizes) == 2
+    for bs in batch_sizes:
+        rows = {r["system"]: r for r in data["results"] if r["batch_size"] == bs}
+        assert set(rows) == systems
+        for r in rows.values():
+            assert r["obs_per_s"] > 0
+            assert r["ratio_vs_reference"] > 0
+        assert rows["reference"]["ratio_vs_reference"] == pytest.approx(1.0)
+    for key in ("date", "command", "device_name", "torch_version", "cpu_count", "n_threads"):
+        assert data["meta"][key]
+    # Same objective: with mdlprob's weights and the same noise, the reference gives mdlprob's loss.
+    init = data["init_loss"]
+    assert init["order_of_magnitude_ok"]
+    assert init["reference_with_mdlprob_weights"] == pytest.approx(init["mdlprob"], rel=1e-4)
+    assert [g["batch_size"] for g in data["goal"]["per_batch_size"]] == batch_sizes
+    md = (tmp_path / "throughput.md").read_text()
+    assert "| system | batch | obs/s | ratio vs reference |" in md
+    assert "PASS" in md or "FAIL" in md
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+    assert "mdlprob_fast" in capsys.readouterr().out
