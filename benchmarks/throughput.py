@@ -367,7 +367,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                   "pass": r["ratio_vs_reference"] >= GOAL_RATIO} for r in results if r["system"] == "mdlprob_fast"]
     report = {
         "meta": {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": shlex.join([Path(sys.executable).name, "benchmarks/throughput.py", *argv]),
             "device_type": device.type, "device_name": device_name(device),
             "torch_version": torch.__version__, "pyro_version": pyro.__version__,

@@ -10,6 +10,8 @@ from pathlib import Path
 import mudata as md
 import numpy as np
 
+from ..data._mudata import make_mudata
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,8 +24,7 @@ def hide_modality(mdata: md.MuData, modality: str, fraction: float, seed: int) -
     hidden = np.zeros(mdata.n_obs, dtype=bool)
     hidden[rng.permutation(mdata.n_obs)[: round(fraction * mdata.n_obs)]] = True
     mods = {m: (a[~hidden].copy() if m == modality else a.copy()) for m, a in mdata.mod.items()}
-    out = md.MuData(mods)
-    out = out[mdata.obs_names].copy() if not out.obs_names.equals(mdata.obs_names) else out
+    out = make_mudata(mods, obs_order=mdata.obs_names)
     for col in mdata.obs.columns:
         out.obs[col] = mdata.obs[col].to_numpy()
     return out, hidden

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._mudata import make_mudata
 from ._setup import get_registry, presence_mask, setup_mudata
 from ._table import table_to_anndata
 from ._tensors import MultimodalTensors, tensors_from_mudata
@@ -9,6 +10,7 @@ from ._tensors import MultimodalTensors, tensors_from_mudata
 __all__ = [
     "MultimodalTensors",
     "get_registry",
+    "make_mudata",
     "presence_mask",
     "setup_mudata",
     "table_to_anndata",

@@ -7,6 +7,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from ..data._mudata import make_mudata
 from ..data._table import table_to_anndata
 
 CLINICAL = ("age", "er", "grade", "size")
@@ -34,7 +35,7 @@ def breast_cancer() -> md.MuData:
     expr = ad.AnnData(X[probes].to_numpy(dtype=np.float32), obs=pd.DataFrame(index=X.index),
                       var=pd.DataFrame(index=pd.Index(probes)))
     clinical = table_to_anndata(X[list(CLINICAL)])
-    mdata = md.MuData({"expression": expr, "clinical": clinical})
+    mdata = make_mudata({"expression": expr, "clinical": clinical})
     fields = y.dtype.names
     mdata.obs["time"] = y[fields[1]].astype(np.float64)
     mdata.obs["event"] = y[fields[0]].astype(np.int64)

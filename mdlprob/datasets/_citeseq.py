@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..data._mudata import make_mudata
 from ._paths import dataset_file
 
 NAME = "citefuse_eccite_pbmc"
@@ -115,8 +116,7 @@ def citeseq_pbmc(
             detected = np.asarray((X > 0).sum(axis=0)).ravel()
             adata = adata[:, detected >= min_cells].copy()
         mods[mod] = adata
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData(mods)
+    mdata = make_mudata(mods)
     mdata.uns["dataset"] = {"name": NAME}
     return mdata
 

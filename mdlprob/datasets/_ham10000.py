@@ -9,6 +9,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from ..data._mudata import make_mudata
 from ..data._table import table_to_anndata
 from ._paths import dataset_file
 
@@ -92,8 +93,7 @@ def ham10000_metadata(
         },
     )
 
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData({"clinical": clinical})
+    mdata = make_mudata({"clinical": clinical})
     obs = df.reindex(mdata.obs_names)
     mdata.obs["dx"] = pd.Categorical(obs["dx"].astype(str))
     mdata.obs["dx_type"] = pd.Categorical(obs["dx_type"].astype(str))

@@ -10,6 +10,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from ..data._mudata import make_mudata
 from ._paths import dataset_file
 
 NAME = "medmnist_pneumonia_balanced"
@@ -104,8 +105,7 @@ def medmnist_npz(
         var=pd.DataFrame(index=pd.Index([f"px{j}" for j in range(X.shape[1])])),
         uns={"image_shape": np.asarray(shape, dtype=np.int64)},
     )
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData({"image": image})
+    mdata = make_mudata({"image": image})
     if Y.shape[1] == 1:
         mdata.obs["label"] = (
             pd.Series(Y[:, 0], index=index).reindex(mdata.obs_names).to_numpy()

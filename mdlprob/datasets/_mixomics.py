@@ -9,6 +9,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from ..data._mudata import make_mudata
 from ..data._table import TYPE_KEY
 from ._paths import dataset_file
 
@@ -103,8 +104,7 @@ def mixomics_breast(*, data_dir: str | os.PathLike | None = None) -> md.MuData:
             obs=pd.DataFrame(index=table.index),
             var=var,
         )
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData(mods)
+    mdata = make_mudata(mods)
     subtype = pd.concat(labels)
     if not subtype.index.is_unique:
         msg = f"{path}: patient codes repeat across the train and test splits."

@@ -9,6 +9,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from ..data._mudata import make_mudata
 from ..data._table import TYPE_KEY
 
 DEFAULT_N_VARS = {"rna": 200, "protein": 30}
@@ -98,9 +99,7 @@ def synthetic(
             X[rng.random(X.shape) < nan_rate] = np.nan
         mod_data[m] = ad.AnnData(X, obs=pd.DataFrame(index=obs_names[present[:, j]]), var=adatas[m].var,
                                  uns=dict(adatas[m].uns))
-    mdata = md.MuData(mod_data)
-    if not mdata.obs_names.equals(obs_names):
-        mdata = mdata[obs_names].copy()
+    mdata = make_mudata(mod_data, obs_order=obs_names)
     mdata.obs["label"], mdata.obs["time"], mdata.obs["event"] = _outcomes(z, rng)
     mdata.obsm["z_true"] = z
     mdata.uns["truth"] = truth

@@ -11,6 +11,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from ..data._mudata import make_mudata
 from ..data._table import TYPE_KEY, table_to_anndata
 from ._paths import data_root, dataset_file
 
@@ -157,8 +158,7 @@ def tcga_survival(
         clin, column_types={c: _CLINICAL_TYPES[c] for c in clin.columns}
     )
 
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData(mods)
+    mdata = make_mudata(mods)
     obs = pd.DataFrame(index=df.index)
     obs["time"] = df["survival_months"].astype(np.float64)
     obs["event"] = (1 - df["censorship"].astype(np.int64)).astype(np.int64)

@@ -16,9 +16,27 @@ python floats or numpy arrays.
 
 from __future__ import annotations
 
-from ._classification import accuracy, auroc, brier, expected_calibration_error, macro_f1
-from ._imputation import crps, interval_coverage, pearson_per_feature, rmse, spearman_per_feature
-from ._survival import brier_score, cumulative_dynamic_auc, harrell_c, integrated_brier_score, uno_c
+from ._classification import (
+    accuracy,
+    auroc,
+    brier,
+    expected_calibration_error,
+    macro_f1,
+)
+from ._imputation import (
+    crps,
+    interval_coverage,
+    pearson_per_feature,
+    rmse,
+    spearman_per_feature,
+)
+from ._survival import (
+    brier_score,
+    cumulative_dynamic_auc,
+    harrell_c,
+    integrated_brier_score,
+    uno_c,
+)
 
 __all__ = [
     "accuracy",

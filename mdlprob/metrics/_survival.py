@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import check_finite, check_times, event_time, risk_vector, structured_survival, to_numpy
+from ._utils import (
+    check_finite,
+    check_times,
+    event_time,
+    risk_vector,
+    structured_survival,
+    to_numpy,
+)
 
 _PAIR_BLOCK = 2**22  # max pairs held in memory at once by the concordance loop
 

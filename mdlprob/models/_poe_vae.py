@@ -136,8 +136,9 @@ class PoEVAE(BaseModel):
     dropout
         Dropout rate in the hidden layers.
     cross_reconstruction
-        Whether single-modality posteriors reconstruct every present modality (default) or
-        only their own (original MVAE).
+        Whether single-modality posteriors reconstruct every present modality, or only
+        their own (default: the original MVAE objective, which keeps them approximations of
+        the model's posterior and the imputation intervals calibrated).
 
     Examples
     --------

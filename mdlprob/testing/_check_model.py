@@ -9,6 +9,7 @@ import mudata as md
 import numpy as np
 
 from .._settings import settings
+from ..data._mudata import make_mudata
 from ..exceptions import NotTrainedError, RegistrationError
 
 
@@ -20,13 +21,14 @@ def check_model(model_cls, mdata: md.MuData, **init_kwargs) -> None:
     evaluation set lacking a modality entirely, get finite latents; imputation layers;
     save/load gives identical latent means; the same seed gives the same model.
     """
-    unregistered = md.MuData({m: mdata.mod[m].copy() for m in mdata.mod})
+    unregistered = make_mudata({m: mdata.mod[m].copy() for m in mdata.mod})
     try:
         model_cls(unregistered, **init_kwargs)
     except RegistrationError:
         pass
     else:
-        raise AssertionError("building a model on unregistered data did not raise RegistrationError")
+        msg = "building a model on unregistered data did not raise RegistrationError"
+        raise AssertionError(msg)
 
     settings.seed = 0
     model = model_cls(mdata, **init_kwargs)
@@ -35,7 +37,8 @@ def check_model(model_cls, mdata: md.MuData, **init_kwargs) -> None:
     except NotTrainedError:
         pass
     else:
-        raise AssertionError("get_latent before train did not raise NotTrainedError")
+        msg = "get_latent before train did not raise NotTrainedError"
+        raise AssertionError(msg)
     model.train(max_epochs=1, progress_bar=False)
     assert np.isfinite(model.history_["train_loss"][-1]), "non-finite training loss"
     latent = model.get_latent(mdata)
@@ -47,7 +50,7 @@ def check_model(model_cls, mdata: md.MuData, **init_kwargs) -> None:
     assert samples.shape == (3, mdata.n_obs, n_latent)
 
     first = model.modalities[0]
-    lacking = md.MuData({m: mdata.mod[m] for m in mdata.mod if m != first})
+    lacking = make_mudata({m: mdata.mod[m] for m in mdata.mod if m != first})
     if lacking.n_obs:
         assert np.isfinite(model.get_latent(lacking)).all()
     imp = model.impute(mdata, first, n_samples=5)

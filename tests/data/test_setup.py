@@ -8,7 +8,13 @@ import pytest
 import scipy.sparse as sp
 
 import mdlprob
-from mdlprob.data import get_registry, presence_mask, setup_mudata, table_to_anndata, tensors_from_mudata
+from mdlprob.data import (
+    get_registry,
+    presence_mask,
+    setup_mudata,
+    table_to_anndata,
+    tensors_from_mudata,
+)
 from mdlprob.exceptions import DataWarning, RegistrationError
 
 

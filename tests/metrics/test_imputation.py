@@ -7,7 +7,13 @@ import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from mdlprob.metrics import crps, interval_coverage, pearson_per_feature, rmse, spearman_per_feature
+from mdlprob.metrics import (
+    crps,
+    interval_coverage,
+    pearson_per_feature,
+    rmse,
+    spearman_per_feature,
+)
 
 
 @pytest.fixture

@@ -8,7 +8,13 @@ import sksurv.metrics as skm
 import torch
 from sksurv.util import Surv
 
-from mdlprob.metrics import brier_score, cumulative_dynamic_auc, harrell_c, integrated_brier_score, uno_c
+from mdlprob.metrics import (
+    brier_score,
+    cumulative_dynamic_auc,
+    harrell_c,
+    integrated_brier_score,
+    uno_c,
+)
 
 
 def _simulate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
