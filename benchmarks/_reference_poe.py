@@ -69,7 +69,8 @@ class ReferencePoEVAE(nn.Module):
             g = x.shape[1]
             self.encoders.append(nn.Sequential(
                 nn.Linear(g, n_hidden), nn.LayerNorm(n_hidden), nn.ReLU(), nn.Linear(n_hidden, 2 * n_latent)))
-            dec = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.LayerNorm(n_hidden), nn.ReLU(), nn.Linear(n_hidden, g))
+            dec = nn.Sequential(
+                nn.Linear(n_latent, n_hidden), nn.LayerNorm(n_hidden), nn.ReLU(), nn.Linear(n_hidden, g))
             with torch.no_grad():
                 dec[-1].bias.copy_(torch.log(x.mean(0) + 1e-3))
             self.decoders.append(dec)

@@ -58,13 +58,16 @@ QUICK = {"n_obs": 256, "n_genes": 64, "n_proteins": 8, "batch_sizes": "64,128", 
 
 # ---------------------------------------------------------------------------------------- arguments
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--n-obs", type=int, default=None, help=f"observations (default {DEFAULTS['n_obs']})")
     p.add_argument("--n-genes", type=int, default=None, help=f"RNA features (default {DEFAULTS['n_genes']})")
     p.add_argument("--n-proteins", type=int, default=None, help=f"protein features (default {DEFAULTS['n_proteins']})")
     p.add_argument("--batch-sizes", default=None, help=f"comma-separated (default {DEFAULTS['batch_sizes']})")
-    p.add_argument("--epochs", type=int, default=None, help=f"timed epochs per run, after 1 warm-up epoch (default {DEFAULTS['epochs']})")
-    p.add_argument("--repeats", type=int, default=None, help=f"timed runs per system, median reported (default {DEFAULTS['repeats']})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"timed epochs per run, after 1 warm-up epoch (default {DEFAULTS['epochs']})")
+    p.add_argument("--repeats", type=int, default=None,
+                   help=f"timed runs per system, median reported (default {DEFAULTS['repeats']})")
     p.add_argument("--n-hidden", type=int, default=None, help=f"hidden width (default {DEFAULTS['n_hidden']})")
     p.add_argument("--n-latent", type=int, default=None, help=f"latent dimension (default {DEFAULTS['n_latent']})")
     p.add_argument("--objective", choices=("mvae", "cross"), default="mvae",
@@ -76,6 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's own choice; 1 with --quick)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", default="", help="free text recorded with the results (e.g. machine conditions)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="output folder")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     args = p.parse_args(argv)
@@ -142,7 +146,8 @@ def make_data(args: argparse.Namespace):
 
 # ---------------------------------------------------------------------------------------- systems
 def reference_model(xs, presence, args) -> ReferencePoEVAE:
-    return ReferencePoEVAE(dict(zip(MODALITIES, xs)), presence, n_hidden=args.n_hidden, n_latent=args.n_latent,
+    return ReferencePoEVAE(dict(zip(MODALITIES, xs, strict=True)), presence, n_hidden=args.n_hidden,
+                           n_latent=args.n_latent,
                            cross_reconstruction=args.objective == "cross")
 
 
@@ -249,6 +254,9 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the result ordinary permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -264,10 +272,12 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     meta, cfg, init = report["meta"], report["config"], report["init_loss"]
-    goal_lines = [f"- batch {g['batch_size']}: mdlprob_fast / reference = {g['ratio']:.2f} → **{'PASS' if g['pass'] else 'FAIL'}**"
+    goal_lines = [f"- batch {g['batch_size']}: mdlprob_fast / reference = {g['ratio']:.2f} → "
+                  f"**{'PASS' if g['pass'] else 'FAIL'}**"
                   for g in report["goal"]["per_batch_size"]]
     init_line = (f"mdlprob {init['mdlprob']:.4g}, reference (own init) {init['reference_fresh_init']:.4g}"
-                 + (f", reference with mdlprob's weights and the same noise {init['reference_with_mdlprob_weights']:.6g} "
+                 + (f", reference with mdlprob's weights and the same noise "
+                    f"{init['reference_with_mdlprob_weights']:.6g} "
                     f"(relative difference {init['relative_difference_same_weights']:.1e})"
                     if init.get("reference_with_mdlprob_weights") is not None else ""))
     return "\n".join([
@@ -286,7 +296,14 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         *goal_lines,
         "",
-        f"Overall on {meta['device_type']}: **{'PASS' if report['goal']['pass'] else 'FAIL'}**.",
+        f"Overall on {meta['device_type']}: **{'PASS' if report['goal']['pass'] else 'FAIL'}**."
+        + (" The GPU half of the goal is not measured by this run (`--device cuda`)." if meta["device_type"] == "cpu"
+           else " The CPU half of the goal is not measured by this run (`--device cpu`)."),
+        "",
+        "Timed runs (obs/s), in the interleaved order they ran; their spread shows how much of a ratio is noise:",
+        "",
+        *[f"- {r['system']}, batch {r['batch_size']}: " + ", ".join(f"{v:,.0f}" for v in r["obs_per_s_runs"])
+          for r in report["results"]],
         "",
         "## Set-up",
         "",
@@ -295,12 +312,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"- model: n_hidden={cfg['n_hidden']}, n_latent={cfg['n_latent']}, n_layers=1; objective "
         + ("MVAE (joint ELBO + one ELBO per modality, each reconstructing only its modality; "
            "`PoEVAE(cross_reconstruction=False)`)" if cfg["objective"] == "mvae" else
-           "joint ELBO + one ELBO per modality, each reconstructing every modality (`PoEVAE(cross_reconstruction=True)`)"),
+           "joint ELBO + one ELBO per modality, each reconstructing every modality "
+           "(`PoEVAE(cross_reconstruction=True)`)"),
         f"- loss at initialisation (batch of {init['batch_size']}): {init_line}",
         f"- device: {meta['device_name']} ({meta['device_type']}); torch {meta['torch_version']}, "
         f"pyro {meta['pyro_version']}, mdlprob {meta['mdlprob_version']}, python {meta['python_version']}",
         f"- CPUs: {meta['cpu_count']} (usable {meta['cpu_affinity']}), torch threads {meta['n_threads']}",
+        f"- load average (1 min) at start / end: {meta['load_average_start']} / {meta['load_average_end']}",
         f"- date: {meta['date']}",
+        *([f"- note: {cfg['note']}"] if cfg.get("note") else []),
         f"- command: `{meta['command']}`",
         "",
     ])
@@ -319,7 +339,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(threads_before)
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    load_start = _load_average()
     device = resolve_device(args.device)
     out = Path(args.out)
     torch.manual_seed(args.seed)
@@ -328,7 +356,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
     init = init_loss_check(mdata, xs, presence, args, args.batch_sizes[0])
     print(f"loss at init (batch {init['batch_size']}): mdlprob={init['mdlprob']:.6g}  "
-          f"reference={init['reference_fresh_init']:.6g}  reference[mdlprob weights]={init['reference_with_mdlprob_weights']}",
+          f"reference={init['reference_fresh_init']:.6g}  "
+          f"reference[mdlprob weights]={init['reference_with_mdlprob_weights']}",
           flush=True)
     if not init["order_of_magnitude_ok"]:
         print("WARNING: initial losses differ by more than an order of magnitude", flush=True)
@@ -344,7 +373,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 runners[name] = Reference(xs, presence, args, device, bs, compiled=name == "reference_compiled")
             else:
                 runners[name] = Mdlprob(mdata, args, device, bs, inference=name.removeprefix("mdlprob_"))
-        for name, r in runners.items():  # warm-up: one epoch each (compiles with --compile)
+        for r in runners.values():  # warm-up: one epoch each (compiles with --compile)
             r.run(1)
         times: dict[str, list[float]] = {name: [] for name in systems}
         for _ in range(args.repeats):  # interleaved, so that drift hits every system alike
@@ -372,11 +401,14 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "device_type": device.type, "device_name": device_name(device),
             "torch_version": torch.__version__, "pyro_version": pyro.__version__,
             "mdlprob_version": mdlprob.__version__, "python_version": platform.python_version(),
-            "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "cpu_count": os.cpu_count(),
+            "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "n_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "load_average_start": load_start, "load_average_end": _load_average(),
         },
         "config": {k: getattr(args, k) for k in ("n_obs", "n_genes", "n_proteins", "batch_sizes", "epochs", "repeats",
-                                                 "n_hidden", "n_latent", "objective", "compile", "quick", "seed")},
+                                                 "n_hidden", "n_latent", "objective", "compile", "quick", "seed",
+                                                 "threads", "note")},
         "init_loss": init,
         "systems": systems,
         "results": results,

@@ -23,7 +23,7 @@ from torch import Tensor
 from .._utils import track
 from ..data import get_registry, tensors_from_mudata
 from ..data._setup import check_values, get_matrix
-from ..data._tensors import MultimodalTensors, training_values
+from ..data._tensors import MultimodalTensors, place, training_values
 from ..exceptions import DataWarning, NotTrainedError, RegistrationError
 from ._base_module import MultimodalVAEModule
 from ._validate import check_float, check_int, check_subset, resolve_device
@@ -152,9 +152,9 @@ class BaseModel:
             train_size = 0.9
         train_idx, val_idx = self._split(n, train_size)
         self.module.to(device)
-        data = tensors.to(device)
-        train_t = torch.as_tensor(train_idx, device=device)
-        val_t = torch.as_tensor(val_idx, device=device)
+        data = place(tensors, device)
+        train_t = torch.as_tensor(train_idx, device=data.device)
+        val_t = torch.as_tensor(val_idx, device=data.device)
         n_steps = max(1, round(len(train_idx) / batch_size))
         warm_steps = kl_warmup_epochs * n_steps
         step_fn = self._fast_step(lr, weight_decay, device) if inference == "fast" else self._svi_step(lr, weight_decay)
@@ -163,13 +163,13 @@ class BaseModel:
         for _ in epochs:
             self.module.train()
             total = torch.zeros((), device=device)
-            for idx in torch.tensor_split(train_t[torch.randperm(len(train_t), device=device)], n_steps):
+            for idx in torch.tensor_split(train_t[torch.randperm(len(train_t), device=data.device)], n_steps):
                 kl_weight = beta * min(1.0, (step + 1) / warm_steps) if warm_steps else beta
-                total = total + step_fn(data.batch(idx), kl_weight) * len(idx)
+                total = total + step_fn(data.batch(idx, device), kl_weight) * len(idx)
                 step += 1
             self.history_["train_loss"].append(float(total) / len(train_idx))
             if len(val_idx):
-                val = self._evaluate_loss(data, val_t, beta)
+                val = self._evaluate_loss(data, val_t, beta, device)
                 self.history_["val_loss"].append(val)
                 if val < best - 1e-4 * abs(best if math.isfinite(best) else 0.0):
                     best, stale = val, 0
@@ -220,11 +220,11 @@ class BaseModel:
         return step
 
     @torch.no_grad()
-    def _evaluate_loss(self, data: MultimodalTensors, idx: Tensor, beta: float) -> float:
+    def _evaluate_loss(self, data: MultimodalTensors, idx: Tensor, beta: float, device: torch.device) -> float:
         self.module.eval()
         total = 0.0
         for chunk in torch.split(idx, 4096):
-            total += float(self.module.loss(data.batch(chunk), kl_weight=beta)) * len(chunk)
+            total += float(self.module.loss(data.batch(chunk, device), kl_weight=beta)) * len(chunk)
         return total / len(idx)
 
     # ------------------------------------------------------------------ inference
@@ -262,9 +262,8 @@ class BaseModel:
         return torch.tensor([m in chosen for m in self.modalities], device=self.device)
 
     def _batches(self, tensors: MultimodalTensors, batch_size: int):
-        data = tensors.to(self.device)
-        for idx in torch.split(torch.arange(tensors.n_obs, device=self.device), batch_size):
-            yield idx, data.batch(idx)
+        for idx in torch.split(torch.arange(tensors.n_obs), batch_size):
+            yield idx, tensors.batch(idx, self.device)
 
     @torch.no_grad()
     def get_latent(self, mdata: md.MuData, *, given: Sequence[str] | None = None, n_samples: int = 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from torch import Tensor
 
 from ..exceptions import RegistrationError
 from ._setup import get_matrix, presence_mask
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +43,23 @@ class MultimodalTensors:
     def n_obs(self) -> int:
         return self.presence.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.presence.device
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.presence, *self.x.values(), *(v for v in self.observed.values() if v is not None)]
+        return sum(t.element_size() * t.numel() for t in tensors)
+
+    def pin_memory(self) -> MultimodalTensors:
+        """A copy in page-locked host memory, for fast asynchronous copies to a GPU."""
+        return MultimodalTensors(
+            {k: v.pin_memory() for k, v in self.x.items()},
+            {k: None if v is None else v.pin_memory() for k, v in self.observed.items()},
+            self.presence.pin_memory(),
+        )
+
     def to(self, device: torch.device | str) -> MultimodalTensors:
         return MultimodalTensors(
             {k: v.to(device) for k, v in self.x.items()},
@@ -47,13 +67,35 @@ class MultimodalTensors:
             self.presence.to(device),
         )
 
-    def batch(self, idx: Tensor) -> dict[str, Any]:
-        """Rows ``idx`` (a tensor on the same device) gathered into a batch dict."""
+    def batch(self, idx: Tensor, device: torch.device | None = None) -> dict[str, Any]:
+        """Rows ``idx`` gathered where the data live, then moved to ``device`` if that differs."""
+        idx = idx.to(self.device)
+
+        def take(t: Tensor) -> Tensor:
+            rows = t.index_select(0, idx)
+            return rows if device is None or rows.device == device else rows.to(device, non_blocking=True)
+
         return {
-            "x": {k: v.index_select(0, idx) for k, v in self.x.items()},
-            "observed": {k: None if v is None else v.index_select(0, idx) for k, v in self.observed.items()},
-            "presence": self.presence.index_select(0, idx),
+            "x": {k: take(v) for k, v in self.x.items()},
+            "observed": {k: None if v is None else take(v) for k, v in self.observed.items()},
+            "presence": take(self.presence),
         }
+
+
+def place(tensors: MultimodalTensors, device: torch.device, *, max_fraction: float = 0.5) -> MultimodalTensors:
+    """Move the data to ``device`` when they fit; on a GPU too small, keep them in pinned host memory.
+
+    Data resident on the device avoid a host-to-device copy per batch; they "fit" when they
+    take at most ``max_fraction`` of the GPU's free memory.
+    """
+    if device.type != "cuda":
+        return tensors.to(device)
+    free, _ = torch.cuda.mem_get_info(device)
+    if tensors.nbytes <= max_fraction * free:
+        return tensors.to(device)
+    logger.info("Data (%.2f GB) exceed %.0f%% of free GPU memory; batches are copied from pinned host memory.",
+                tensors.nbytes / 1e9, 100 * max_fraction)
+    return tensors.pin_memory()
 
 
 def tensors_from_mudata(
