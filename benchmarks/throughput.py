@@ -300,7 +300,8 @@ def markdown(report: dict[str, Any]) -> str:
         + (" The GPU half of the goal is not measured by this run (`--device cuda`)." if meta["device_type"] == "cpu"
            else " The CPU half of the goal is not measured by this run (`--device cpu`)."),
         "",
-        "Timed runs (obs/s), in the interleaved order they ran; their spread shows how much of a ratio is noise:",
+        "Timed runs (obs/s) per system, in the order they ran (systems interleaved); their spread shows how much "
+        "of a ratio is noise:",
         "",
         *[f"- {r['system']}, batch {r['batch_size']}: " + ", ".join(f"{v:,.0f}" for v in r["obs_per_s_runs"])
           for r in report["results"]],

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pyro
 import pytest
+import torch
 
 import mdlprob
 
 LIKELIHOODS = {"rna": "nb", "protein": "nb", "clinical": "mixed"}
+
+# Test models are tiny: intra-op threads only add synchronisation, and on a shared 2-core
+# machine an oversubscribed OpenMP pool makes each op orders of magnitude slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

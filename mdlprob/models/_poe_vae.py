@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,8 @@ class _PoEVAEModule(MultimodalVAEModule):
         for t, (_, idx) in enumerate(subsets):
             masks[t, idx] = True
         self.register_buffer("term_masks", masks)
+        # Pyro's parameter store is global: a unique name keeps two models' parameters apart.
+        self._pyro_name = f"mdlprob_poe_vae_{uuid.uuid4().hex[:12]}"
 
     def posterior(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.encode(batch)
@@ -70,7 +73,7 @@ class _PoEVAEModule(MultimodalVAEModule):
 
     def model(self, batch: Mapping[str, Any], kl_weight: float = 1.0) -> None:
         """Pyro generative model: for each term, z ~ N(0, I) and the term's modalities ~ p(x | z)."""
-        pyro.module("mdlprob_poe_vae", self)
+        pyro.module(self._pyro_name, self)
         presence = batch["presence"]
         n = presence.shape[0]
         zeros = presence.new_zeros((n, self.n_latent), dtype=torch.float32)
@@ -87,7 +90,7 @@ class _PoEVAEModule(MultimodalVAEModule):
 
     def guide(self, batch: Mapping[str, Any], kl_weight: float = 1.0) -> None:
         """Pyro guide: for each term, q(z) = product of the prior and the term's available experts."""
-        pyro.module("mdlprob_poe_vae", self)
+        pyro.module(self._pyro_name, self)
         with pyro.plate("obs", batch["presence"].shape[0]):
             for name, active, q_mean, q_var in self._term_posteriors(batch):
                 with poutine.mask(mask=active), poutine.scale(scale=kl_weight):

@@ -44,11 +44,16 @@ def test_fast_loss_equals_the_pyro_elbo(trained, mdata):
     torch.testing.assert_close(fast, -elbo / mdata.n_obs, rtol=1e-5, atol=1e-4)
 
 
-def test_svi_backend_trains(mdata):
-    model = PoEVAE(mdata, n_latent=4, n_hidden=16)
-    model.train(max_epochs=2, inference="svi", progress_bar=False)
-    assert all(np.isfinite(model.history_["train_loss"]))
-    assert len(pyro.get_param_store()) > 0
+def test_svi_backend_trains_each_model_separately(mdata):
+    first = PoEVAE(mdata, n_latent=4, n_hidden=16)
+    first.train(max_epochs=2, inference="svi", progress_bar=False)
+    assert all(np.isfinite(first.history_["train_loss"]))
+    second = PoEVAE(mdata, n_latent=4, n_hidden=16)
+    before = {k: v.clone() for k, v in second.module.state_dict().items()}
+    first.train(max_epochs=1, inference="svi", progress_bar=False)  # the first model's params stay in the store
+    second.train(max_epochs=1, inference="svi", progress_bar=False)
+    moved = [k for k, v in second.module.state_dict().items() if not torch.equal(v, before[k])]
+    assert any("encoders" in k for k in moved)
 
 
 def test_outputs_and_documented_keys_only(trained, mdata):
