@@ -33,7 +33,8 @@ class Bernoulli(Likelihood):
         return {"logits": self.logit_head(h)}
 
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return -F.binary_cross_entropy_with_logits(params["logits"], x, reduction="none")
+        logits = params["logits"]
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
 
     def pyro_dist(self, params: dict[str, Tensor]):
         return pdist.Bernoulli(logits=params["logits"])

@@ -106,7 +106,8 @@ class Mixed(Likelihood):
 
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         lp_g = gaussian_log_prob(x[..., self.idx_gaussian], params["loc"], params["log_scale"])
-        lp_b = -F.binary_cross_entropy_with_logits(params["logits"], x[..., self.idx_bernoulli], reduction="none")
+        logits = params["logits"]
+        lp_b = -F.binary_cross_entropy_with_logits(logits, x[..., self.idx_bernoulli].expand_as(logits), reduction="none")
         codes = x[..., self.idx_categorical].long().unsqueeze(-1)
         lp_c = torch.gather(params["cat_logits"], -1, codes.expand(*params["cat_logits"].shape[:-1], 1)).squeeze(-1)
         return self._reorder(lp_g, lp_b, lp_c)

@@ -69,3 +69,19 @@ def test_mixed_samples_respect_column_types():
     assert set(draws[:, 4].unique().tolist()) <= {0.0, 1.0}
     assert set(draws[:, 2].unique().tolist()) <= {0.0, 1.0}
     assert draws[:, 0].unique().numel() > 100
+
+
+@pytest.mark.parametrize("name", ["nb", "zinb", "poisson", "gaussian", "bernoulli", "mixed"])
+def test_log_prob_broadcasts_over_leading_sample_dims(name):
+    if name == "mixed":
+        lik, x = _mixed()
+        x = torch.nan_to_num(x)
+    else:
+        lik = LIKELIHOODS[name](N_VARS, N_HIDDEN)
+        x = _data(name, (3, N_VARS))
+        lik.set_stats(x.numpy())
+    h = torch.randn(4, 3, N_HIDDEN)
+    stacked = lik.log_prob(lik(h), x)
+    assert stacked.shape == (4, 3, x.shape[1])
+    for k in range(4):
+        torch.testing.assert_close(stacked[k], lik.log_prob(lik(h[k]), x))

@@ -187,3 +187,20 @@ def test_imputation_beats_the_feature_mean_and_is_calibrated():
     assert r > 0.5, r
     assert rmse < 0.8 * rmse_base, (rmse, rmse_base)
     assert 0.80 <= coverage <= 0.97, coverage
+
+
+def test_log_likelihood_is_an_importance_weighted_bound(mdata):
+    model = PoEVAE(mdata, n_latent=4, n_hidden=32)
+    model.train(max_epochs=30, batch_size=64, lr=3e-3, progress_bar=False)
+    ll_1 = model.log_likelihood(mdata, n_samples=1)
+    ll_200 = model.log_likelihood(mdata, n_samples=200)
+    assert ll_200.shape == (mdata.n_obs,) and np.isfinite(ll_200).all()
+    assert ll_200.mean() > ll_1.mean()  # the bound tightens with more samples
+    mdlprob.settings.seed = 1
+    again = model.log_likelihood(mdata, n_samples=200)
+    assert np.abs(again - ll_200).mean() < 0.05 * np.abs(ll_200).mean()
+    # protein values shuffled across observations are less likely under the model than the real ones
+    shuffled = mdata.copy()
+    X = shuffled.mod["protein"].X
+    shuffled.mod["protein"].X = X[np.random.default_rng(0).permutation(X.shape[0])]
+    assert model.log_likelihood(shuffled, n_samples=200).mean() < ll_200.mean()
