@@ -96,7 +96,7 @@ def _ridge_from_clinical(full: md.MuData, hidden: np.ndarray, truth: np.ndarray)
 
     clin = full.mod["clinical"]
     table = pd.DataFrame(np.asarray(clin.X), columns=clin.var_names)
-    cats = [c for c, t in zip(clin.var_names, clin.var["mdlprob_type"]) if t == "categorical"]
+    cats = [c for c, t in zip(clin.var_names, clin.var["mdlprob_type"], strict=True) if t == "categorical"]
     X = pd.get_dummies(table.fillna(table.median()), columns=cats).to_numpy(dtype=float)
     X = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
     fit = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit(X[~hidden], truth[~hidden])

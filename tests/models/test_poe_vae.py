@@ -3,7 +3,6 @@ from __future__ import annotations
 import mudata as md
 import numpy as np
 import pandas as pd
-import pyro
 import pytest
 import torch
 from pyro import poutine
