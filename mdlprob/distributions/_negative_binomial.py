@@ -2,44 +2,32 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pyro.distributions as pdist
 import torch
 from torch import Tensor, nn
 
-from ._base import Likelihood, nan_mean
-
-LOG_MU_MAX = 15.0
+from ._poisson import Poisson
 
 
-class NegativeBinomial(Likelihood):
+class NegativeBinomial(Poisson):
     r"""Negative binomial with a decoded mean and a learned per-feature inverse dispersion.
 
     .. math::
         x_{g} \mid z \sim \mathrm{NB}(\mu_g(z), \theta_g), \qquad
         \mathbb{E}[x_g] = \mu_g,\ \mathrm{Var}[x_g] = \mu_g + \mu_g^2 / \theta_g .
 
-    The encoder sees standardised :math:`\log(1 + x)`.
+    The encoder sees standardised :math:`\log(1 + x)` (as for :class:`Poisson`, whose mean
+    head it shares).
     """
 
     name = "nb"
-    is_count = True
 
     def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
         super().__init__(n_vars, n_hidden, has_nan=has_nan)
-        self.mu_head = nn.Linear(n_hidden, n_vars)
         self.log_theta = nn.Parameter(torch.full((n_vars,), 1.0))
 
-    def input_transform(self, x: Tensor) -> Tensor:
-        return torch.log1p(x)
-
-    def set_stats(self, x: np.ndarray) -> None:
-        super().set_stats(x)
-        with torch.no_grad():
-            self.mu_head.bias.copy_(torch.as_tensor(np.log(nan_mean(x) + 1e-3), dtype=torch.float32))
-
     def forward(self, h: Tensor) -> dict[str, Tensor]:
-        return {"log_mu": self.mu_head(h).clamp(max=LOG_MU_MAX), "log_theta": self.log_theta}
+        return {**super().forward(h), "log_theta": self.log_theta}
 
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return nb_log_prob(x, params["log_mu"], params["log_theta"])
@@ -53,9 +41,6 @@ class NegativeBinomial(Likelihood):
         theta = params["log_theta"].exp().expand_as(mu)
         rate = torch.distributions.Gamma(theta, theta / mu.clamp_min(1e-8)).sample()
         return torch.poisson(rate)
-
-    def mean(self, params: dict[str, Tensor]) -> Tensor:
-        return params["log_mu"].exp()
 
 
 def nb_log_prob(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:

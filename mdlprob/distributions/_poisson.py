@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from ._base import Likelihood, nan_mean
-from ._negative_binomial import LOG_MU_MAX
+
+#: Cap on decoded log-means, so that a wild early step cannot overflow ``exp``.
+LOG_MU_MAX = 15.0
 
 
 class Poisson(Likelihood):
