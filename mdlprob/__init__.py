@@ -10,6 +10,6 @@ __version__ = "0.1.0"
 
 from . import data, datasets, distributions, metrics, models
 from ._settings import settings
-from .models import PoEVAE
+from .models import MoPoEVAE, PoEVAE
 
-__all__ = ["PoEVAE", "__version__", "data", "datasets", "distributions", "metrics", "models", "settings"]
+__all__ = ["MoPoEVAE", "PoEVAE", "__version__", "data", "datasets", "distributions", "metrics", "models", "settings"]

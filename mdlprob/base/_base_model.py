@@ -293,12 +293,12 @@ class BaseModel:
         self.module.eval()
         means, sds, samples = [], [], []
         for _, batch in self._batches(tensors, batch_size):
-            mean, var = self.module.posterior(batch, use.expand_as(batch["presence"]))
+            batch_use = use.expand_as(batch["presence"])
+            mean, var = self.module.posterior_moments(batch, batch_use)
             means.append(mean.cpu())
             sds.append(var.sqrt().cpu())
             if n_samples:
-                eps = torch.randn((n_samples, *mean.shape), device=mean.device)
-                samples.append((mean + var.sqrt() * eps).cpu())
+                samples.append(self.module.sample_posterior(batch, batch_use, n_samples).cpu())
         mean = torch.cat(means).numpy()
         mdata.obsm[LATENT_KEY] = mean
         if give_std:
@@ -353,8 +353,7 @@ class BaseModel:
         self.module.eval()
         out = {k: [] for k in ["mean", "std", *(_q_name(q) for q in qs)]}
         for _, batch in self._batches(tensors, batch_size):
-            mean, var = self.module.posterior(batch, use.expand_as(batch["presence"]))
-            z = mean + var.sqrt() * torch.randn((n_samples, *mean.shape), device=mean.device)
+            z = self.module.sample_posterior(batch, use.expand_as(batch["presence"]), n_samples)
             params = self.module.decode(modality, z)
             draws = lik.sample(params)
             pred_mean, pred_sd = lik.mean(params).mean(0), draws.std(0)
@@ -402,10 +401,10 @@ class BaseModel:
         self.module.eval()
         out = []
         for _, batch in self._batches(tensors, batch_size):
-            mean, var = self.module.posterior(batch, use.expand_as(batch["presence"]))
-            q = torch.distributions.Normal(mean, var.sqrt())
-            z = q.sample((n_samples,))
-            log_w = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
+            batch_use = use.expand_as(batch["presence"])
+            z = self.module.sample_posterior(batch, batch_use, n_samples)
+            log_w = (torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+                     - self.module.posterior_log_prob(z, batch, batch_use))
             for j, mod in enumerate(self.modalities):
                 log_w = log_w + self.module.recon_log_prob(mod, j, z, batch)
             out.append((torch.logsumexp(log_w, 0) - math.log(n_samples)).cpu())

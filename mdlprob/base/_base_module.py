@@ -76,6 +76,24 @@ class MultimodalVAEModule(nn.Module):
         """Mean and variance of q(z | the modalities selected by ``use`` (batch, n_modalities))."""
         raise NotImplementedError
 
+    def posterior_moments(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance ``(batch, n_latent)`` of q(z | the modalities selected by ``use``).
+
+        Gaussian posteriors return :meth:`posterior`; mixtures override this with the
+        moment-matched mean and variance of the mixture.
+        """
+        return self.posterior(batch, use)
+
+    def sample_posterior(self, batch: Mapping[str, Any], use: Tensor, n_samples: int) -> Tensor:
+        """Reparameterised draws ``(n_samples, batch, n_latent)`` from q(z | the modalities in ``use``)."""
+        mean, var = self.posterior(batch, use)
+        return mean + var.sqrt() * torch.randn((n_samples, *mean.shape), device=mean.device)
+
+    def posterior_log_prob(self, z: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:
+        """Log-density of ``z`` ``(n_samples, batch, n_latent)`` under q(z | ``use``): ``(n_samples, batch)``."""
+        mean, var = self.posterior(batch, use)
+        return torch.distributions.Normal(mean, var.sqrt()).log_prob(z).sum(-1)
+
     def loss(self, batch: Mapping[str, Any], *, kl_weight: float = 1.0) -> Tensor:  # pragma: no cover
         """Negative ELBO averaged over the observations of ``batch``."""
         raise NotImplementedError
