@@ -12,6 +12,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty.")
 
 _Seed = Annotated[int, typer.Option(help="Seed for every random number generator.")]
+_MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE"}
 
 
 def _setup_logging() -> None:
@@ -84,6 +85,7 @@ def fit(
     out: Annotated[Path, typer.Option(help="Folder to write the trained model to.")],
     layer: Annotated[list[str], typer.Option(help="MODALITY=LAYER when values are not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
+    model: Annotated[str, typer.Option(help="Model: poe (PoEVAE) or mopoe (MoPoEVAE).")] = "poe",
     n_latent: Annotated[int, typer.Option(help="Latent dimension.")] = 16,
     n_hidden: Annotated[int, typer.Option(help="Hidden layer width.")] = 128,
     max_epochs: Annotated[int, typer.Option(help="Training epochs (0 = automatic).")] = 0,
@@ -94,20 +96,23 @@ def fit(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     seed: _Seed = 0,
 ) -> None:
-    """Train a PoEVAE on DATA and save it to OUT."""
+    """Train a model on DATA and save it to OUT."""
     import mdlprob
 
     _setup_logging()
+    if model not in _MODELS:
+        msg = f"Expected --model to be one of {sorted(_MODELS)}, got {model!r}."
+        raise typer.BadParameter(msg)
     _check_out(out, [data], overwrite)
     mdata = _read(data)
     mdlprob.settings.seed = seed
     mdlprob.data.setup_mudata(mdata, likelihoods=_pairs(likelihood, "--likelihood"), layer=_pairs(layer, "--layer"),
                               mask_key=mask_key or None)
-    model = mdlprob.PoEVAE(mdata, n_latent=n_latent, n_hidden=n_hidden)
-    model.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr, early_stopping=early_stopping,
-                accelerator=accelerator)
-    model.save(out, overwrite=overwrite)
-    typer.echo(f"Trained {model}; final loss {model.history_['train_loss'][-1]:.4g}. Saved to {out}")
+    fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_latent=n_latent, n_hidden=n_hidden)
+    fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr, early_stopping=early_stopping,
+                 accelerator=accelerator)
+    fitted.save(out, overwrite=overwrite)
+    typer.echo(f"Trained {fitted}; final loss {fitted.history_['train_loss'][-1]:.4g}. Saved to {out}")
 
 
 @app.command()
