@@ -10,24 +10,7 @@ from pathlib import Path
 import mudata as md
 import numpy as np
 
-from ..data._mudata import make_mudata
-
 logger = logging.getLogger(__name__)
-
-
-def hide_modality(mdata: md.MuData, modality: str, fraction: float, seed: int) -> tuple[md.MuData, np.ndarray]:
-    """A copy of ``mdata`` in which a random ``fraction`` of observations lack ``modality``.
-
-    Returns the new MuData (same global obs order) and the boolean mask of hidden observations.
-    """
-    rng = np.random.default_rng(seed)
-    hidden = np.zeros(mdata.n_obs, dtype=bool)
-    hidden[rng.permutation(mdata.n_obs)[: round(fraction * mdata.n_obs)]] = True
-    mods = {m: (a[~hidden].copy() if m == modality else a.copy()) for m, a in mdata.mod.items()}
-    out = make_mudata(mods, obs_order=mdata.obs_names)
-    for col in mdata.obs.columns:
-        out.obs[col] = mdata.obs[col].to_numpy()
-    return out, hidden
 
 
 def run_demo(out: Path, *, max_epochs: int = 400, hide: float = 0.4, seed: int = 0) -> dict:
@@ -43,7 +26,9 @@ def run_demo(out: Path, *, max_epochs: int = 400, hide: float = 0.4, seed: int =
     mdlprob.settings.seed = seed
     full = mdlprob.datasets.breast_cancer()
     truth = np.asarray(full.mod["expression"].X)
-    mdata, hidden = hide_modality(full, "expression", hide, seed)
+    hidden = np.zeros(full.n_obs, dtype=bool)
+    hidden[np.random.default_rng(seed).permutation(full.n_obs)[: round(hide * full.n_obs)]] = True
+    mdata = mdlprob.data.hide_modality(full, "expression", hidden)
     mdlprob.data.setup_mudata(mdata, likelihoods={"expression": "gaussian", "clinical": "mixed"})
     logger.info("Breast cancer (sksurv): %d patients, expression hidden for %d.", mdata.n_obs, hidden.sum())
     model = mdlprob.PoEVAE(mdata, n_latent=4, n_hidden=32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._mudata import make_mudata
+from ._mudata import hide_modality, make_mudata
 from ._setup import get_registry, presence_mask, setup_mudata
 from ._table import table_to_anndata
 from ._tensors import MultimodalTensors, tensors_from_mudata
@@ -10,6 +10,7 @@ from ._tensors import MultimodalTensors, tensors_from_mudata
 __all__ = [
     "MultimodalTensors",
     "get_registry",
+    "hide_modality",
     "make_mudata",
     "presence_mask",
     "setup_mudata",

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import mudata as md
+import numpy as np
 
 
 def make_mudata(mods: Mapping[str, ad.AnnData], *, obs_order: Sequence[str] | None = None) -> md.MuData:
@@ -20,3 +21,32 @@ def make_mudata(mods: Mapping[str, ad.AnnData], *, obs_order: Sequence[str] | No
         if obs_order is not None and list(mdata.obs_names) != list(obs_order):
             mdata = mdata[list(obs_order)].copy()
     return mdata
+
+
+def hide_modality(mdata: md.MuData, modality: str, hide: np.ndarray) -> md.MuData:
+    """A copy of ``mdata`` in which the observations flagged by ``hide`` lack ``modality``.
+
+    The global observations, their order and ``obs`` columns are kept; other modalities and
+    the input are left untouched. Use it to mask a modality for scoring imputation.
+
+    Parameters
+    ----------
+    hide
+        Boolean ``(n_obs,)`` over ``mdata.obs_names``.
+    """
+    hide = np.asarray(hide)
+    if hide.dtype != bool or hide.shape != (mdata.n_obs,):
+        msg = f"Expected hide to be a boolean array of shape ({mdata.n_obs},), got {hide.dtype} {hide.shape}."
+        raise ValueError(msg)
+    if modality not in mdata.mod:
+        msg = f"Modality {modality!r} is not in the MuData; it has {list(mdata.mod)}."
+        raise KeyError(msg)
+    drop = set(mdata.obs_names[hide])
+    mods = {}
+    for name, adata in mdata.mod.items():
+        keep = ~adata.obs_names.isin(drop) if name == modality else np.ones(adata.n_obs, dtype=bool)
+        mods[name] = adata[keep].copy()
+    out = make_mudata(mods, obs_order=mdata.obs_names)
+    for col in mdata.obs.columns:
+        out.obs[col] = mdata.obs[col].to_numpy()
+    return out

@@ -181,3 +181,17 @@ def test_synthetic_is_reproducible_and_keeps_truth():
     assert a.mod["rna"].n_obs == 25 and hidden.all(1).sum() == 25
     assert a.obsm["z_true"].shape == (50, 6)
     assert set(a.obs["label"].cat.categories) == {"A", "B", "C"} and set(np.unique(a.obs["event"])) <= {0, 1}
+
+
+def test_hide_modality_removes_rows_and_keeps_everything_else():
+    m = _two_mod()
+    m.obs["label"] = ["x", "y", "z", "w"]
+    hidden = mdlprob.data.hide_modality(m, "rna", np.array([True, False, True, False]))
+    assert hidden.obs_names.tolist() == m.obs_names.tolist()
+    assert hidden.mod["rna"].obs_names.tolist() == ["b"]
+    assert hidden.obs["label"].tolist() == ["x", "y", "z", "w"]
+    assert m.mod["rna"].n_obs == 3  # input untouched
+    with pytest.raises(ValueError, match="boolean array of shape"):
+        mdlprob.data.hide_modality(m, "rna", np.array([1, 0, 1, 0]))
+    with pytest.raises(KeyError, match="'atac'"):
+        mdlprob.data.hide_modality(m, "atac", np.zeros(4, dtype=bool))
