@@ -41,6 +41,15 @@ def hide_modality(mdata: md.MuData, modality: str, hide: np.ndarray) -> md.MuDat
     if modality not in mdata.mod:
         msg = f"Modality {modality!r} is not in the MuData; it has {list(mdata.mod)}."
         raise KeyError(msg)
+    others = np.zeros(mdata.n_obs, dtype=bool)
+    for name in mdata.mod:
+        if name != modality:
+            others |= np.asarray(mdata.obsmap[name]) > 0
+    orphans = mdata.obs_names[hide & ~others]
+    if len(orphans):
+        msg = (f"Hiding {modality!r} would leave {len(orphans)} observation(s) with no modality at all "
+               f"(e.g. {list(orphans[:5])}); a MuData cannot hold them. Do not hide those.")
+        raise ValueError(msg)
     drop = set(mdata.obs_names[hide])
     mods = {}
     for name, adata in mdata.mod.items():

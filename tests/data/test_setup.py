@@ -186,11 +186,13 @@ def test_synthetic_is_reproducible_and_keeps_truth():
 def test_hide_modality_removes_rows_and_keeps_everything_else():
     m = _two_mod()
     m.obs["label"] = ["x", "y", "z", "w"]
-    hidden = mdlprob.data.hide_modality(m, "rna", np.array([True, False, True, False]))
+    hidden = mdlprob.data.hide_modality(m, "rna", np.array([False, False, True, False]))
     assert hidden.obs_names.tolist() == m.obs_names.tolist()
-    assert hidden.mod["rna"].obs_names.tolist() == ["b"]
+    assert hidden.mod["rna"].obs_names.tolist() == ["a", "b"]
     assert hidden.obs["label"].tolist() == ["x", "y", "z", "w"]
     assert m.mod["rna"].n_obs == 3  # input untouched
+    with pytest.raises(ValueError, match="no modality at all.*'a'"):
+        mdlprob.data.hide_modality(m, "rna", np.array([True, False, False, False]))
     with pytest.raises(ValueError, match="boolean array of shape"):
         mdlprob.data.hide_modality(m, "rna", np.array([1, 0, 1, 0]))
     with pytest.raises(KeyError, match="'atac'"):
