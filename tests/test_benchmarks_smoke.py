@@ -53,3 +53,17 @@ def test_quick_run_writes_every_system(throughput, tmp_path, capsys):
     assert "PASS" in md or "FAIL" in md
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
     assert "mdlprob_fast" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore::mdlprob.exceptions.DataWarning")
+def test_models_benchmark_quick_run(tmp_path):
+    spec = importlib.util.spec_from_file_location("mdlprob_bench_models", SCRIPT.with_name("models.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.main(["--quick", "--scenarios", "synthetic", "--models", "PoEVAE", "--out", str(tmp_path)])
+    assert set(table["method"]) == {"feature_mean", "knn_imputer", "PoEVAE"}
+    assert "error" not in table or table["error"].isna().all()
+    poe = table[table["method"] == "PoEVAE"]
+    assert poe["coverage_90"].between(0, 1).all() and poe["heldout_loglik"].notna().all()
+    assert {"models.csv", "models.md", "models.png"} <= {p.name for p in tmp_path.iterdir()}
