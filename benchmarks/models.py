@@ -124,11 +124,17 @@ def score(case: dict, mean: np.ndarray, lower: np.ndarray | None, upper: np.ndar
     count = case["likelihoods"][case["target"]] in COUNT
     tf = np.log1p if count else (lambda a: a)
     out = {
-        "pearson_r": float(np.nanmean(metrics.pearson_per_feature(tf(truth), tf(mean[rows]), mask=mask))),
+        "pearson_r": _finite_mean(metrics.pearson_per_feature(tf(truth), tf(mean[rows]), mask=mask)),
         "rmse": metrics.rmse(tf(truth), tf(mean[rows]), mask=mask),
         "coverage_90": np.nan if lower is None else metrics.interval_coverage(truth, lower[rows], upper[rows], mask=mask),
     }
     return out
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """Mean over the finite entries (per-feature r is NaN for constant predictions); NaN if none."""
+    finite = np.isfinite(values)
+    return float(values[finite].mean()) if finite.any() else float("nan")
 
 
 def run_model(name: str, case: dict, quick: bool) -> dict:
