@@ -10,6 +10,17 @@ __version__ = "0.1.0"
 
 from . import data, datasets, distributions, metrics, models
 from ._settings import settings
-from .models import MoPoEVAE, PoEVAE
+from .models import FactorModel, MoPoEVAE, PoEVAE
 
-__all__ = ["MoPoEVAE", "PoEVAE", "__version__", "data", "datasets", "distributions", "metrics", "models", "settings"]
+__all__ = [
+    "FactorModel",
+    "MoPoEVAE",
+    "PoEVAE",
+    "__version__",
+    "data",
+    "datasets",
+    "distributions",
+    "metrics",
+    "models",
+    "settings",
+]
