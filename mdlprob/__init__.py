@@ -10,10 +10,11 @@ __version__ = "0.1.0"
 
 from . import data, datasets, distributions, metrics, models
 from ._settings import settings
-from .models import FactorModel, MoPoEVAE, PoEVAE
+from .models import FactorModel, MoEVAE, MoPoEVAE, PoEVAE
 
 __all__ = [
     "FactorModel",
+    "MoEVAE",
     "MoPoEVAE",
     "PoEVAE",
     "__version__",

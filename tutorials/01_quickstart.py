@@ -92,7 +92,7 @@ mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb", "cli
 registry = mdlprob.data.get_registry(mdata)
 for mod, entry in registry["modalities"].items():
     print(f"{mod:>8}: likelihood {entry['likelihood']}, {entry['n_vars']} features")
-print("clinical column types:", dict(zip(mdata.mod["clinical"].var_names, registry["modalities"]["clinical"]["column_types"])))
+print("clinical column types:", dict(zip(mdata.mod["clinical"].var_names, registry["modalities"]["clinical"]["column_types"], strict=True)))
 
 # %% [markdown]
 # ## 3. Train a product-of-experts VAE

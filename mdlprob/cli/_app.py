@@ -12,7 +12,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty.")
 
 _Seed = Annotated[int, typer.Option(help="Seed for every random number generator.")]
-_MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE"}
+_MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE", "moe": "MoEVAE", "factor": "FactorModel"}
 
 
 def _setup_logging() -> None:
@@ -85,8 +85,8 @@ def fit(
     out: Annotated[Path, typer.Option(help="Folder to write the trained model to.")],
     layer: Annotated[list[str], typer.Option(help="MODALITY=LAYER when values are not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
-    model: Annotated[str, typer.Option(help="Model: poe (PoEVAE) or mopoe (MoPoEVAE).")] = "poe",
-    n_latent: Annotated[int, typer.Option(help="Latent dimension.")] = 16,
+    model: Annotated[str, typer.Option(help="poe (PoEVAE), mopoe (MoPoEVAE), moe (MoEVAE) or factor (FactorModel).")] = "poe",
+    n_latent: Annotated[int, typer.Option(help="Latent dimension (number of factors for --model factor).")] = 16,
     n_hidden: Annotated[int, typer.Option(help="Hidden layer width.")] = 128,
     max_epochs: Annotated[int, typer.Option(help="Training epochs (0 = automatic).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Observations per step.")] = 256,
@@ -108,7 +108,8 @@ def fit(
     mdlprob.settings.seed = seed
     mdlprob.data.setup_mudata(mdata, likelihoods=_pairs(likelihood, "--likelihood"), layer=_pairs(layer, "--layer"),
                               mask_key=mask_key or None)
-    fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_latent=n_latent, n_hidden=n_hidden)
+    size = {"n_factors" if model == "factor" else "n_latent": n_latent}
+    fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_hidden=n_hidden, **size)
     fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr, early_stopping=early_stopping,
                  accelerator=accelerator)
     fitted.save(out, overwrite=overwrite)

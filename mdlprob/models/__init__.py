@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._factor_model import FactorModel
+from ._moe_vae import MoEVAE
 from ._mopoe_vae import MoPoEVAE
 from ._poe_vae import PoEVAE
 
-__all__ = ["FactorModel", "MoPoEVAE", "PoEVAE"]
+__all__ = ["FactorModel", "MoEVAE", "MoPoEVAE", "PoEVAE"]

@@ -53,13 +53,16 @@ def test_fit_impute_latent_round_trip(data_file, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
-def test_fit_other_model_and_load_by_saved_class(data_file, tmp_path):
-    res = runner.invoke(app, ["fit", str(data_file), "--model", "mopoe", "--likelihood", "rna=nb",
-                              "--likelihood", "protein=nb", "--max-epochs", "1", "--out", str(tmp_path / "m")])
+@pytest.mark.parametrize(("flag", "cls"), [("mopoe", "MoPoEVAE"), ("moe", "MoEVAE"), ("factor", "FactorModel")])
+def test_fit_other_model_and_load_by_saved_class(data_file, tmp_path, flag, cls):
+    res = runner.invoke(app, ["fit", str(data_file), "--model", flag, "--likelihood", "rna=nb",
+                              "--likelihood", "protein=nb", "--max-epochs", "1", "--n-latent", "3",
+                              "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    assert "MoPoEVAE" in res.output
+    assert cls in res.output
     res = runner.invoke(app, ["latent", str(tmp_path / "m"), str(data_file), "--out", str(tmp_path / "l.h5mu")])
     assert res.exit_code == 0, res.output
+    assert md.read_h5mu(tmp_path / "l.h5mu").obsm["X_mdlprob"].shape == (80, 3)
     res = runner.invoke(app, ["fit", str(data_file), "--model", "vae", "--likelihood", "rna=nb", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "--model" in res.output
 
