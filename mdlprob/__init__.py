@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, datasets, distributions, metrics, models
+from . import data, datasets, distributions, heads, metrics, models
 from ._settings import settings
 from .models import FactorModel, MoEVAE, MoPoEVAE, PoEVAE
 
@@ -21,6 +21,7 @@ __all__ = [
     "data",
     "datasets",
     "distributions",
+    "heads",
     "metrics",
     "models",
     "settings",

@@ -1,0 +1,18 @@
+"""Prediction heads on latent representations, as scikit-learn estimators.
+
+:class:`ClassifierHead`
+    Bayesian softmax classifier (logistic regression or a one-hidden-layer MLP).
+:class:`CoxPHHead`
+    Bayesian Cox proportional-hazards model for right-censored survival.
+
+Both accept ``X`` as a 2-D array ``(n_obs, n_features)`` or as latent posterior samples
+``(S, n_obs, n_features)`` (``model.get_latent(mdata, n_samples=S)``), so that the latent
+uncertainty propagates to the predictive intervals; ``fit_from_model`` does that in one call.
+"""
+
+from __future__ import annotations
+
+from ._classifier import ClassifierHead
+from ._coxph import CoxPHHead
+
+__all__ = ["ClassifierHead", "CoxPHHead"]

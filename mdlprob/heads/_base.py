@@ -1,0 +1,172 @@
+"""Shared machinery for the Bayesian heads: input checks, mean-field SVI, posterior draws.
+
+Every head takes ``X`` either as a 2-D array ``(n_obs, n_features)`` or as 3-D posterior
+samples ``(S, n_obs, n_features)`` (e.g. from ``BaseModel.get_latent(mdata, n_samples=S)``).
+Internally inputs are always 3-D; a 2-D input is one "sample" (``S = 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions import constraints
+from pyro.infer import SVI, Trace_ELBO
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+Sites = dict[str, tuple[int, ...]]
+LogLik = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+_INIT_SCALE = 0.1
+
+
+def _check_number(name: str, value: Any, *, kind: type, low: float, low_open: bool = False,
+                  high: float | None = None, high_open: bool = False) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a ``kind`` number in the range."""
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if low_open else value >= low)
+        if high is not None:
+            ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = "inf)" if high is None else (f"{high})" if high_open else f"{high}]")
+        what = "an int" if kind is Integral else "a number"
+        msg = f"Expected `{name}` to be {what} in {lo}{low}, {hi}, got {value!r}."
+        raise ValueError(msg)
+
+
+class _BayesianHead(BaseEstimator):
+    """Base class: parameter checks, 2-D/3-D input handling and mean-field SVI fitting."""
+
+    def _check_common_params(self) -> None:
+        _check_number("prior_scale", self.prior_scale, kind=Real, low=0, low_open=True)
+        _check_number("max_epochs", self.max_epochs, kind=Integral, low=1)
+        _check_number("lr", self.lr, kind=Real, low=0, low_open=True)
+        _check_number("n_posterior_samples", self.n_posterior_samples, kind=Integral, low=2)
+        _check_number("level", self.level, kind=Real, low=0, low_open=True, high=1, high_open=True)
+
+    # ----------------------------------------------------------------- inputs
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Return ``X`` as a float64 array ``(S, n_obs, n_features)``; set/check ``n_features_in_``."""
+        if not reset:
+            check_is_fitted(self)
+        if isinstance(X, np.ndarray | torch.Tensor) and X.ndim == 3:
+            return self._validate_X3(X, reset=reset)
+        X2 = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
+        return X2[None]
+
+    def _validate_X3(self, X: Any, *, reset: bool) -> np.ndarray:
+        X3 = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
+        if not (np.issubdtype(X3.dtype, np.floating) or np.issubdtype(X3.dtype, np.integer)
+                or X3.dtype == bool):
+            msg = f"Expected `X` to hold real numbers, got dtype {X3.dtype}."
+            raise ValueError(msg)
+        X3 = np.asarray(X3, dtype=np.float64)
+        if min(X3.shape) == 0:
+            msg = f"Expected `X` of shape (n_samples, n_obs, n_features) with no empty axis, got {X3.shape}."
+            raise ValueError(msg)
+        if not np.isfinite(X3).all():
+            msg = "Input `X` contains NaN or infinity; impute or drop those entries first."
+            raise ValueError(msg)
+        n_features = X3.shape[2]
+        if reset:
+            self.n_features_in_ = n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif n_features != self.n_features_in_:
+            msg = (f"X has {n_features} features, but {type(self).__name__} is expecting "
+                   f"{self.n_features_in_} features as input.")
+            raise ValueError(msg)
+        return X3
+
+    # ---------------------------------------------------------------- fitting
+    def _seed_from_random_state(self) -> int:
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _fit_mean_field(self, sites: Sites, log_lik: LogLik, seed: int) -> None:
+        """Fit a mean-field Gaussian posterior over ``sites`` by SVI (full batch, Adam).
+
+        Sets ``posterior_loc_``, ``posterior_scale_`` (dicts of arrays), ``elbo_history_``,
+        and ``posterior_samples_`` (``n_posterior_samples`` draws of each site, leading axis).
+        """
+        prior_scale = float(self.prior_scale)
+
+        def model() -> None:
+            params = {name: pyro.sample(name, dist.Normal(torch.zeros(shape, dtype=torch.float64), prior_scale)
+                                        .to_event(len(shape))) for name, shape in sites.items()}
+            pyro.factor("log_likelihood", log_lik(params))
+
+        def guide() -> None:
+            for name, shape in sites.items():
+                loc = pyro.param(f"{name}_loc", lambda s=shape: _INIT_SCALE * torch.randn(s, dtype=torch.float64))
+                scale = pyro.param(f"{name}_scale", lambda s=shape: torch.full(s, _INIT_SCALE, dtype=torch.float64),
+                                   constraint=constraints.positive)
+                pyro.sample(name, dist.Normal(loc, scale).to_event(len(shape)))
+
+        store = pyro.get_param_store()
+        with torch.random.fork_rng(devices=[]), store.scope():
+            torch.manual_seed(seed)
+            svi = SVI(model, guide, pyro.optim.Adam({"lr": float(self.lr)}), Trace_ELBO())
+            losses = [svi.step() for _ in range(int(self.max_epochs))]
+            loc = {n: store[f"{n}_loc"].detach().numpy().copy() for n in sites}
+            scale = {n: store[f"{n}_scale"].detach().numpy().copy() for n in sites}
+        rng = np.random.default_rng(seed)
+        d = int(self.n_posterior_samples)
+        self.posterior_loc_ = loc
+        self.posterior_scale_ = scale
+        self.posterior_samples_ = {n: loc[n] + scale[n] * rng.standard_normal((d, *loc[n].shape)) for n in sites}
+        self.elbo_history_ = -np.asarray(losses)
+        self._seed = seed
+
+    # ------------------------------------------------------------- prediction
+    def _paired_inputs(self, X3: np.ndarray) -> np.ndarray:
+        """Pair each weight draw with a random latent draw: ``(D, n_obs, p)`` (or ``(1, n, p)`` for 2-D X)."""
+        s, n, _ = X3.shape
+        if s == 1:
+            return X3
+        d = int(self.n_posterior_samples)
+        idx = np.random.default_rng(self._seed + 1).integers(s, size=(d, n))
+        return X3[idx, np.arange(n)[None, :]]
+
+    def _draw_params(self) -> dict[str, torch.Tensor]:
+        return {n: torch.as_tensor(v) for n, v in self.posterior_samples_.items()}
+
+    def _interval(self, draws: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` quantile interval over axis 0, extended to contain ``point``.
+
+        A posterior mean can fall outside the central quantiles when the draws are strongly
+        skewed (probabilities near 0 or 1); the band is then stretched to reach it.
+        """
+        alpha = (1.0 - float(self.level)) / 2.0
+        lower, upper = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
+        return np.minimum(lower, point), np.maximum(upper, point)
+
+    def fit_from_model(self, model: Any, mdata: Any, y: Any, *, n_samples: int = 20) -> _BayesianHead:
+        """Fit on ``n_samples`` posterior draws of a trained model's latent space.
+
+        Parameters
+        ----------
+        model
+            A trained mdlprob model (anything with ``get_latent(mdata, n_samples=...)``).
+        mdata
+            The data to embed; one row of ``y`` per observation.
+        y
+            Targets, as for :meth:`fit`.
+        n_samples
+            Number of latent posterior draws; each is a training copy weighted ``1 / n_samples``.
+
+        Returns
+        -------
+        The fitted head.
+        """
+        _check_number("n_samples", n_samples, kind=Integral, low=1)
+        Z = model.get_latent(mdata, n_samples=n_samples)
+        return self.fit(Z, y)
