@@ -85,6 +85,9 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
     assert metrics["n_hidden"] == round(0.4 * 198)
     for key in ("pearson_r", "rmse", "coverage_90"):
         assert np.isfinite(metrics["poe_vae"][key])
+    surv = metrics["survival"]
+    assert 0.0 <= surv["heldout_c_index"] <= 1.0
+    assert surv["c_index_90ci"][0] <= surv["c_index_90ci"][1]
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "model" / "config.json").exists()
     assert "feature mean" in res.output
