@@ -283,13 +283,15 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     if syn.empty:
         return
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    colors = {m: f"C{i}" for i, m in enumerate(sorted(syn["method"].unique()))}
     for ax, metric in zip(axes, ("pearson_r", "rmse", "coverage_90"), strict=True):
         for method, grp in syn.groupby("method"):
             if metric in grp and grp[metric].notna().any():
-                ax.plot(grp["missing_rate"], grp[metric], marker="o", label=method)
+                ax.plot(grp["missing_rate"], grp[metric], marker="o", label=method, color=colors[method])
         ax.set(xlabel="MCAR missing rate per modality", ylabel=metric, title=f"synthetic: {metric}")
     axes[2].axhline(0.9, color="k", ls="--", lw=0.8)
-    axes[0].legend(fontsize=8)
+    handles = [plt.Line2D([], [], color=c, marker="o", label=m) for m, c in colors.items()]
+    axes[1].legend(handles=handles, fontsize=8)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
     os.close(fd)
