@@ -12,7 +12,8 @@ Scenarios (each scored on entries the model never saw):
 * ``citeseq``: ``citeseq_pbmc`` (ECCITE-seq, 500 cells; 2000 most variable genes + 49 ADT),
   ADT hidden for 20% of cells, imputed from RNA.
 
-Floors: the per-feature mean (intervals: mean ± z·sd of the observed values) and
+Count targets are scored with ``interval_coverage(..., discrete=True)`` (expected randomised
+coverage of integer truth). Floors: the per-feature mean (intervals: mean ± z·sd of the observed values) and
 scikit-learn's ``KNNImputer`` (no intervals). Count modalities are scored on log1p values.
 
 Usage::
@@ -126,7 +127,8 @@ def score(case: dict, mean: np.ndarray, lower: np.ndarray | None, upper: np.ndar
     out = {
         "pearson_r": _finite_mean(metrics.pearson_per_feature(tf(truth), tf(mean[rows]), mask=mask)),
         "rmse": metrics.rmse(tf(truth), tf(mean[rows]), mask=mask),
-        "coverage_90": np.nan if lower is None else metrics.interval_coverage(truth, lower[rows], upper[rows], mask=mask),
+        "coverage_90": np.nan if lower is None else metrics.interval_coverage(
+            truth, lower[rows], upper[rows], mask=mask, discrete=count),
     }
     return out
 

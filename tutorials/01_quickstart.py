@@ -190,7 +190,7 @@ def score(mean, q05, q95):
     return {
         "pearson_r_median": float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan"),
         "rmse_log1p": metrics.rmse(log_truth, np.log1p(mean), mask=hidden),
-        "coverage_90": metrics.interval_coverage(truth, q05, q95, mask=hidden),
+        "coverage_90": metrics.interval_coverage(truth, q05, q95, mask=hidden, discrete=True),  # integer counts
         "width_90_log1p": float(width),
     }, r
 

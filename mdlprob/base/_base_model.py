@@ -326,7 +326,12 @@ class BaseModel:
             Posterior predictive samples per observation (>= 2).
         quantiles
             Levels in (0, 1) written as layers ``q05``, ``q50``, ``q95`` (``q{100 level:g}``,
-            two digits at least).
+            two digits at least). For integer-valued likelihoods (``nb``, ``zinb``,
+            ``poisson``, ``bernoulli``) they are quantiles of the continuous extension
+            :math:`x + U(-\frac12, \frac12)` of the predictive draws: integer quantiles
+            cover too much through ties, these are calibrated (score them with
+            ``mdlprob.metrics.interval_coverage(..., discrete=True)``; round them when integer
+            bounds are needed).
 
         Returns
         -------
@@ -362,6 +367,8 @@ class BaseModel:
                 pred_sd[:, cat_cols] = float("nan")
             out["mean"].append(pred_mean.cpu())
             out["std"].append(pred_sd.cpu())
+            if lik.is_discrete:
+                draws = draws + torch.rand_like(draws) - 0.5  # continuous extension for calibrated quantiles
             sorted_draws = draws.sort(dim=0).values
             for q in qs:
                 out[_q_name(q)].append(_interpolated_quantile(sorted_draws, q).cpu())

@@ -33,6 +33,8 @@ class Likelihood(nn.Module):
     categorical_columns: Tensor | None = None
     #: Whether values must be non-negative integers.
     is_count: ClassVar[bool] = False
+    #: Whether values are integers, so that predictive quantiles use the continuous extension.
+    is_discrete: ClassVar[bool] = False
 
     def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
         super().__init__()

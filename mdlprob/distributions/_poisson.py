@@ -21,6 +21,7 @@ class Poisson(Likelihood):
 
     name = "poisson"
     is_count = True
+    is_discrete = True
 
     def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
         super().__init__(n_vars, n_hidden, has_nan=has_nan)

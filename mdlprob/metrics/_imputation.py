@@ -185,7 +185,8 @@ def rmse(truth: Any, pred: Any, mask: Any | None = None) -> float:
     return float(np.sqrt(np.mean((t[scored] - p[scored]) ** 2)))
 
 
-def interval_coverage(truth: Any, lower: Any, upper: Any, mask: Any | None = None) -> float:
+def interval_coverage(truth: Any, lower: Any, upper: Any, mask: Any | None = None, *,
+                      discrete: bool = False) -> float:
     r"""Fraction of scored entries whose true value lies in ``[lower, upper]``.
 
     Parameters
@@ -196,6 +197,12 @@ def interval_coverage(truth: Any, lower: Any, upper: Any, mask: Any | None = Non
         Interval bounds, same shape as ``truth``, with ``lower <= upper``.
     mask
         Optional boolean array of ``truth``'s shape; only ``True`` entries are scored.
+    discrete
+        For integer-valued truth (counts) scored against intervals of the continuous
+        extension :math:`x + U(-\tfrac12, \tfrac12)` (what ``impute`` reports for count
+        likelihoods): each entry counts the length of :math:`[x-\tfrac12, x+\tfrac12] \cap [l, u]`,
+        the expected randomised coverage, so a calibrated model scores the nominal level
+        instead of over-covering through ties.
 
     Returns
     -------
@@ -226,6 +233,8 @@ def interval_coverage(truth: Any, lower: Any, upper: Any, mask: Any | None = Non
     if crossed.any():
         msg = f"`lower` must be <= `upper`, got lower > upper at {int(crossed.sum())} scored entries."
         raise ValueError(msg)
+    if discrete:
+        return float(np.mean(np.clip(np.minimum(hi, t + 0.5) - np.maximum(lo, t - 0.5), 0.0, 1.0)))
     return float(np.mean((lo <= t) & (t <= hi)))
 
 
