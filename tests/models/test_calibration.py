@@ -1,6 +1,12 @@
-"""Calibration of every model's predictive intervals on ground truth (protein hidden for 40%)."""
+"""Every model on ground truth: protein hidden for 40%, imputed from RNA + clinical.
+
+One training per model (cached) serves two checks: imputation beats the per-feature mean,
+and the 50/80/90/95% central intervals cover within 5 points of nominal.
+"""
 
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 import pytest
@@ -11,9 +17,12 @@ from mdlprob.data import setup_mudata
 from tests.conftest import LIKELIHOODS
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
+EPOCHS = {"PoEVAE": 100, "MoPoEVAE": 300, "MoEVAE": 300, "FactorModel": 150}
 
 
-def _coverages(model_name: str, n_obs: int, epochs: int) -> dict[float, float]:
+@cache
+def _fit(model_name: str, n_obs: int, epochs: int) -> dict:
+    mdlprob.settings.seed = 0
     mdata = mdlprob.datasets.synthetic(n_obs, missing={"protein": 0.4}, n_vars={"rna": 100, "protein": 20}, seed=2)
     setup_mudata(mdata, likelihoods=LIKELIHOODS)
     cls = getattr(mdlprob.models, model_name)
@@ -21,17 +30,25 @@ def _coverages(model_name: str, n_obs: int, epochs: int) -> dict[float, float]:
     model = cls(mdata, n_hidden=64, **size)
     model.train(max_epochs=epochs, batch_size=128, lr=3e-3, progress_bar=False)
     qs = sorted({round((1 - lv) / 2, 4) for lv in LEVELS} | {round((1 + lv) / 2, 4) for lv in LEVELS})
-    imp = model.impute(mdata, "protein", n_samples=400, quantiles=qs)
+    imp = model.impute(mdata, "protein", given=["rna", "clinical"], n_samples=400, quantiles=qs)
     values, hidden = mdlprob.datasets.hidden_truth(mdata, "protein")
     rows = hidden.all(1)
-    return {
+    truth, pred = np.log1p(values[rows]), np.log1p(imp.layers["mean"][rows])
+    baseline = np.log1p(values[~rows]).mean(0)
+    coverage = {
         lv: mdlprob.metrics.interval_coverage(
             values[rows], imp.layers[_q_name(round((1 - lv) / 2, 4))][rows],
             imp.layers[_q_name(round((1 + lv) / 2, 4))][rows], discrete=True)
         for lv in LEVELS
     }
+    return {
+        "r": float(np.nanmean(mdlprob.metrics.pearson_per_feature(truth, pred))),
+        "rmse_ratio": mdlprob.metrics.rmse(truth, pred) / mdlprob.metrics.rmse(truth, np.broadcast_to(baseline, truth.shape)),
+        "coverage": coverage,
+    }
 
 
+MODELS = list(EPOCHS)
 MOPOE_OVERCOVERS = pytest.mark.xfail(
     reason="measured 55.0-55.6% coverage of the 50% interval (other levels within 5 points): the mixture "
     "keeps the weak clinical-only component, which widens the predictive; open in issue 3",
@@ -39,16 +56,23 @@ MOPOE_OVERCOVERS = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize(("model_name", "epochs"), [("PoEVAE", 100), pytest.param("MoPoEVAE", 300, marks=MOPOE_OVERCOVERS),
-                                                    ("MoEVAE", 300), ("FactorModel", 150)])
-def test_central_intervals_cover_within_five_points(model_name, epochs):
-    cov = _coverages(model_name, 800, epochs)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_imputation_beats_the_feature_mean(model_name):
+    res = _fit(model_name, 800, EPOCHS[model_name])
+    assert res["r"] > 0.5, res
+    assert res["rmse_ratio"] < 0.8, res
+
+
+@pytest.mark.parametrize("model_name", [pytest.param(m, marks=MOPOE_OVERCOVERS) if m == "MoPoEVAE" else m
+                                        for m in MODELS])
+def test_central_intervals_cover_within_five_points(model_name):
+    cov = _fit(model_name, 800, EPOCHS[model_name])["coverage"]
     assert all(abs(cov[lv] - lv) <= 0.05 for lv in LEVELS), cov
 
 
 @pytest.mark.slow
 def test_poe_vae_intervals_cover_within_two_points_with_enough_data():
-    cov = _coverages("PoEVAE", 3000, 100)
+    cov = _fit("PoEVAE", 3000, 100)["coverage"]
     assert all(abs(cov[lv] - lv) <= 0.02 for lv in LEVELS), cov
 
 
