@@ -15,22 +15,11 @@ from pyro.distributions.torch_distribution import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from ..base import BaseModel, MultimodalVAEModule
+from ..base import BaseModel
+from ..base._mixture import MixturePosteriorModule, mixture_log_prob
 from ..base._validate import check_int
 
 ESTIMATORS = ("elbo", "iwae", "dreg")
-
-
-def mixture_log_prob(z: Tensor, means: Tensor, variances: Tensor, weights: Tensor) -> Tensor:
-    """Log-density of ``z`` ``(..., batch, n_latent)`` under the diagonal Gaussian mixture.
-
-    ``means``/``variances`` are ``(n_components, batch, n_latent)`` and ``weights``
-    ``(batch, n_components)``; zero-weight components get exactly no say. Returns ``(..., batch)``.
-    """
-    comp = torch.distributions.Normal(means, variances.sqrt()).log_prob(z.unsqueeze(-3)).sum(-1)
-    w = weights.t()
-    log_w = torch.where(w > 0, comp + w.log(), comp.new_full((), -math.inf))
-    return torch.logsumexp(log_w, dim=-2)
 
 
 class _StratumPosterior(TorchDistribution):
@@ -58,7 +47,7 @@ class _StratumPosterior(TorchDistribution):
         return mixture_log_prob(value, self.means, self.variances, self.weights)
 
 
-class _MoEVAEModule(MultimodalVAEModule):
+class _MoEVAEModule(MixturePosteriorModule):
     r"""Uniform mixture of the available unimodal experts, trained with stratified importance weights.
 
     The mixture has one component per modality plus the prior :math:`\mathcal{N}(0, I)`
@@ -89,28 +78,6 @@ class _MoEVAEModule(MultimodalVAEModule):
     def _components(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         mu, logvar = self.encode(batch)
         return self._mixture(mu, logvar, use & batch["presence"])
-
-    def posterior(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:
-        return self.posterior_moments(batch, use)
-
-    def posterior_moments(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:
-        """Moment-matched mean and variance of the mixture: law of total variance."""
-        means, variances, w = self._components(batch, use)
-        w = w.t().unsqueeze(-1)
-        mean = (w * means).sum(0)
-        return mean, (w * (variances + (means - mean) ** 2)).sum(0)
-
-    def sample_posterior(self, batch: Mapping[str, Any], use: Tensor, n_samples: int) -> Tensor:
-        """Per sample and observation, an expert drawn from the mixture weights, then z ~ that expert."""
-        means, variances, w = self._components(batch, use)
-        pick = torch.multinomial(w, n_samples, replacement=True).t()  # (n_samples, batch)
-        rows = torch.arange(w.shape[0], device=w.device)
-        mean, var = means[pick, rows], variances[pick, rows]
-        return mean + var.sqrt() * torch.randn_like(mean)
-
-    def posterior_log_prob(self, z: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:
-        r""":math:`\log \frac{1}{|A|} \sum_{m \in A} q_m(z \mid x_m)`, ``(n_samples, batch)``."""
-        return mixture_log_prob(z, *self._components(batch, use))
 
     def log_weights(self, batch: Mapping[str, Any], *, kl_weight: float = 1.0,
                     z: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -13,11 +13,12 @@ import torch
 from pyro import poutine
 from torch import Tensor
 
-from ..base import BaseModel, MultimodalVAEModule
+from ..base import BaseModel
+from ..base._mixture import MixturePosteriorModule
 from ..nn import product_of_experts
 
 
-class _MoPoEVAEModule(MultimodalVAEModule):
+class _MoPoEVAEModule(MixturePosteriorModule):
     r"""Mixture over every non-empty subset :math:`S` of the available experts of :math:`\mathrm{PoE}_S`.
 
     ``subset_masks`` is the ``(2^M - 1, M)`` bool buffer of all non-empty subsets of the
@@ -53,30 +54,6 @@ class _MoPoEVAEModule(MultimodalVAEModule):
         masks = (self.subset_masks.unsqueeze(1) & available.unsqueeze(0)).reshape(n_sub * n, n_mod)
         mean, var = product_of_experts(mu.repeat(1, n_sub, 1), logvar.repeat(1, n_sub, 1), masks)
         return mean.reshape(n_sub, n, d), var.reshape(n_sub, n, d), self.subset_weights(available)
-
-    def posterior(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:
-        return self.posterior_moments(batch, use)
-
-    def posterior_moments(self, batch: Mapping[str, Any], use: Tensor) -> tuple[Tensor, Tensor]:
-        """Moment-matched mean and variance of the mixture: law of total variance."""
-        means, variances, w = self._components(batch, use)
-        w = w.t().unsqueeze(-1)
-        mean = (w * means).sum(0)
-        return mean, (w * (variances + (means - mean) ** 2)).sum(0)
-
-    def sample_posterior(self, batch: Mapping[str, Any], use: Tensor, n_samples: int) -> Tensor:
-        """Per sample and observation, a subset drawn from the mixture weights, then z ~ its PoE."""
-        means, variances, w = self._components(batch, use)
-        pick = torch.multinomial(w, n_samples, replacement=True).t()  # (n_samples, batch)
-        rows = torch.arange(w.shape[0], device=w.device)
-        mean, var = means[pick, rows], variances[pick, rows]
-        return mean + var.sqrt() * torch.randn_like(mean)
-
-    def posterior_log_prob(self, z: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:
-        r""":math:`\log \frac{1}{|\mathcal{S}|} \sum_{S \in \mathcal{S}} \mathrm{PoE}_S(z)`, ``(n_samples, batch)``."""
-        means, variances, w = self._components(batch, use)
-        comp = torch.distributions.Normal(means, variances.sqrt()).log_prob(z.unsqueeze(1)).sum(-1)
-        return torch.logsumexp(comp + w.t().log(), dim=1)
 
     def draw_subsets(self, batch: Mapping[str, Any]) -> Tensor:
         """One subset index per observation, uniform over the non-empty subsets it has: ``(batch,)``."""
