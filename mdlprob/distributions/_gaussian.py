@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pyro.distributions as pdist
 import torch
 from torch import Tensor, nn
@@ -29,9 +28,6 @@ class Gaussian(Likelihood):
         super().__init__(n_vars, n_hidden, has_nan=has_nan)
         self.loc_head = nn.Linear(n_hidden, n_vars)
         self.log_sigma = nn.Parameter(torch.full((n_vars,), math.log(0.5)))
-
-    def set_stats(self, x: np.ndarray) -> None:
-        super().set_stats(x)
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
         return {"loc": self.in_loc + self.in_scale * self.loc_head(h), "log_scale": self.log_sigma + self.in_scale.log()}
