@@ -5,13 +5,12 @@ import pandas as pd
 import pytest
 import torch
 from pyro import poutine
-from torch.distributions import kl_divergence
 
 import mdlprob
 from mdlprob.data import setup_mudata
 from mdlprob.exceptions import NotTrainedError
 from mdlprob.models import FactorModel
-from mdlprob.testing import check_model
+from mdlprob.testing import check_model, replayed_mean_field_elbo
 
 
 @pytest.fixture
@@ -39,19 +38,8 @@ def test_fast_loss_equals_the_pyro_elbo(fitted, mdata):
     module = fitted.module.train()
     batch = fitted.tensors(mdata).batch(torch.arange(mdata.n_obs))
     kl_weight = 0.7
-    guide = poutine.trace(module.guide).get_trace(batch, kl_weight)
-    model = poutine.trace(poutine.replay(module.model, trace=guide)).get_trace(batch, kl_weight)
-    elbo = 0.0
-    for name, site in model.nodes.items():
-        if site["type"] != "sample" or name == "obs":
-            continue
-        if site["is_observed"]:
-            elbo = elbo + site["fn"].log_prob(site["value"]).sum()
-        else:
-            q = guide.nodes[name]
-            kl = kl_divergence(q["fn"].base_dist, site["fn"].base_dist).sum(-1)
-            elbo = elbo - kl_weight * (kl * q["mask"]).sum()
-    assert "ard_prior" in model.nodes
+    elbo, guide = replayed_mean_field_elbo(module, batch, kl_weight)
+    assert any(name == "ard_prior" for name in poutine.trace(module.model).get_trace(batch, kl_weight).nodes)
     z = {n[2:]: s["value"] for n, s in guide.nodes.items() if n.startswith("z_")}
     fast = module.loss(batch, kl_weight=kl_weight, z=z)
     torch.testing.assert_close(fast, -elbo / mdata.n_obs, rtol=1e-5, atol=1e-4)

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from pyro import poutine
 
-from mdlprob.data import setup_mudata
 from mdlprob.models import MoEVAE
 from mdlprob.testing import check_model
-from tests.conftest import LIKELIHOODS
 
 
 def _full_batch(model, mdata):
@@ -126,26 +123,6 @@ def test_mixture_of_unimodal_experts(mdata):
     torch.testing.assert_close(module.posterior_log_prob(z_all[:2], batch, use)[:, rows], expected, rtol=1e-4, atol=1e-4)
     ll = model.log_likelihood(mdata, n_samples=20)
     assert ll.shape == (mdata.n_obs,) and np.isfinite(ll).all()
-
-
-def test_absent_modality_values_cannot_move_the_posterior(mdata):
-    mask = pd.DataFrame(True, index=mdata.obs_names, columns=list(LIKELIHOODS))
-    has_protein = np.asarray(mdata.obsmap["protein"]) > 0
-    hidden = np.flatnonzero(has_protein)[:20]
-    mask.iloc[hidden, 1] = False
-    mdata.obsm["mask"] = mask
-    setup_mudata(mdata, likelihoods=LIKELIHOODS, mask_key="mask")
-    model = MoEVAE(mdata, n_latent=4, n_hidden=16, k=2)
-    model.train(max_epochs=2, progress_bar=False)
-    before = model.get_latent(mdata).copy()
-    before_std = mdata.obsm["X_mdlprob_std"].copy()
-    mdata.mod["protein"].X = mdata.mod["protein"].X * 7 + 100  # every protein row, masked or not
-    after = model.get_latent(mdata)
-    np.testing.assert_array_equal(after[hidden], before[hidden])
-    np.testing.assert_array_equal(mdata.obsm["X_mdlprob_std"][hidden], before_std[hidden])
-    others = np.setdiff1d(np.flatnonzero(has_protein), hidden)
-    assert not np.allclose(after[others], before[others])  # the same change moves rows that have protein
-    assert np.isfinite(model.impute(mdata, "rna", n_samples=5).layers["mean"]).all()
 
 
 def test_bad_arguments_raise(mdata):

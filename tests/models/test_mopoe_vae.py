@@ -1,17 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from pyro import poutine
-from torch.distributions import kl_divergence
 
 from mdlprob import MoPoEVAE
-from mdlprob.data import setup_mudata
 from mdlprob.nn import product_of_experts
-from mdlprob.testing import check_model
-from tests.conftest import LIKELIHOODS
+from mdlprob.testing import check_model, replayed_mean_field_elbo
 
 
 @pytest.fixture
@@ -40,17 +35,7 @@ def test_fast_loss_equals_the_pyro_elbo(mopoe, mdata):
     assert no_protein.any()
     assert not module.subset_masks[batch["subset"][no_protein], 1].any()  # only subsets the observation has
     kl_weight = 0.7
-    guide = poutine.trace(module.guide).get_trace(batch, kl_weight)
-    model = poutine.trace(poutine.replay(module.model, trace=guide)).get_trace(batch, kl_weight)
-    elbo = 0.0
-    for name, site in model.nodes.items():
-        if site["type"] != "sample" or name == "obs":
-            continue
-        if site["is_observed"]:
-            elbo = elbo + site["fn"].log_prob(site["value"]).sum()
-        else:
-            kl = kl_divergence(guide.nodes[name]["fn"].base_dist, site["fn"].base_dist).sum(-1)
-            elbo = elbo - kl_weight * kl.sum()
+    elbo, guide = replayed_mean_field_elbo(module, batch, kl_weight)
     z = guide.nodes["z"]["value"]
     fast = module.loss(batch, kl_weight=kl_weight, z=z, subset=batch.pop("subset"))
     torch.testing.assert_close(fast, -elbo / mdata.n_obs, rtol=1e-5, atol=1e-4)
@@ -94,23 +79,3 @@ def test_mixture_samples_density_and_moments_agree(mopoe, mdata):
     torch.testing.assert_close(module.posterior_log_prob(z[:2], batch, use), expected, rtol=1e-4, atol=1e-4)
     ll = mopoe.log_likelihood(mdata, n_samples=20)
     assert ll.shape == (mdata.n_obs,) and np.isfinite(ll).all()
-
-
-def test_absent_modality_values_cannot_move_the_posterior(mdata):
-    mask = pd.DataFrame(True, index=mdata.obs_names, columns=list(LIKELIHOODS))
-    has_protein = np.asarray(mdata.obsmap["protein"]) > 0
-    hidden = np.flatnonzero(has_protein)[:20]
-    mask.iloc[hidden, 1] = False
-    mdata.obsm["mask"] = mask
-    setup_mudata(mdata, likelihoods=LIKELIHOODS, mask_key="mask")
-    model = MoPoEVAE(mdata, n_latent=4, n_hidden=16)
-    model.train(max_epochs=2, progress_bar=False)
-    before = model.get_latent(mdata).copy()
-    before_std = mdata.obsm["X_mdlprob_std"].copy()
-    mdata.mod["protein"].X = mdata.mod["protein"].X * 7 + 100  # every protein row, masked or not
-    after = model.get_latent(mdata)
-    np.testing.assert_array_equal(after[hidden], before[hidden])
-    np.testing.assert_array_equal(mdata.obsm["X_mdlprob_std"][hidden], before_std[hidden])
-    others = np.setdiff1d(np.flatnonzero(has_protein), hidden)
-    assert not np.allclose(after[others], before[others])  # the same change moves rows that have protein
-    assert np.isfinite(model.impute(mdata, "rna", n_samples=5).layers["mean"]).all()
