@@ -26,6 +26,11 @@ class Likelihood(nn.Module):
     has_nan
         Whether some entries of a present observation may be missing; the encoder then
         receives a missingness indicator per feature next to the values.
+    image_shape
+        ``(C, H, W)`` when the modality is an image flattened into ``n_vars = C * H * W``
+        features. The decoder then hands :meth:`forward` a feature map of ``n_hidden``
+        channels at full resolution, flattened, and :meth:`make_head` returns a per-pixel
+        (1x1 convolution) head instead of a dense layer.
     """
 
     name: ClassVar[str] = ""
@@ -36,10 +41,16 @@ class Likelihood(nn.Module):
     #: Whether values are integers, so that predictive quantiles use the continuous extension.
     is_discrete: ClassVar[bool] = False
 
-    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
+    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False,
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__()
+        if image_shape is not None and int(np.prod(image_shape)) != n_vars:
+            msg = f"Expected image_shape with C * H * W == n_vars == {n_vars}, got {tuple(image_shape)}."
+            raise ValueError(msg)
         self.n_vars = n_vars
+        self.n_hidden = n_hidden
         self.has_nan = has_nan
+        self.image_shape = None if image_shape is None else tuple(int(v) for v in image_shape)
         self.register_buffer("in_loc", torch.zeros(n_vars))
         self.register_buffer("in_scale", torch.ones(n_vars))
 
@@ -70,6 +81,16 @@ class Likelihood(nn.Module):
         return torch.cat([h * obs, obs], dim=-1)
 
     # --- decoder side ----------------------------------------------------------------
+    def make_head(self) -> nn.Module:
+        """A decoder head mapping hidden activations to one value per feature.
+
+        A dense ``Linear(n_hidden, n_vars)`` for vector modalities; for images a 1x1
+        convolution from the decoder's ``n_hidden`` channels to the image's ``C`` channels.
+        """
+        if self.image_shape is None:
+            return nn.Linear(self.n_hidden, self.n_vars)
+        return PixelHead(self.n_hidden, self.image_shape)
+
     def forward(self, h: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         """Distribution parameters from the decoder's hidden activations ``h``."""
         raise NotImplementedError
@@ -95,6 +116,22 @@ class Likelihood(nn.Module):
     def mean(self, params: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
         """Conditional mean ``E[x | z]`` on the data scale."""
         raise NotImplementedError
+
+
+class PixelHead(nn.Module):
+    """1x1 convolution on a flattened ``(..., n_channels * H * W)`` feature map → ``(..., C * H * W)``."""
+
+    def __init__(self, n_channels: int, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.n_channels = n_channels
+        self.image_shape = image_shape
+        self.weight = nn.Parameter(torch.randn(image_shape[0], n_channels) / n_channels**0.5)
+        self.bias = nn.Parameter(torch.zeros(int(np.prod(image_shape))))  # per pixel, flat like the data
+
+    def forward(self, h: Tensor) -> Tensor:
+        c, height, width = self.image_shape
+        fmap = h.reshape(*h.shape[:-1], self.n_channels, height * width)
+        return torch.matmul(self.weight, fmap).reshape(*h.shape[:-1], c * height * width) + self.bias
 
 
 def _nan_loc_scale(t: Tensor) -> tuple[Tensor, Tensor]:

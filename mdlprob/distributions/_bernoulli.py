@@ -20,9 +20,9 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
     is_discrete = True
 
-    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
-        super().__init__(n_vars, n_hidden, has_nan=has_nan)
-        self.logit_head = nn.Linear(n_hidden, n_vars)
+    def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
+        super().__init__(n_vars, n_hidden, **kwargs)
+        self.logit_head = self.make_head()
 
     def set_stats(self, x: np.ndarray) -> None:
         super().set_stats(x)

@@ -24,9 +24,9 @@ class Gaussian(Likelihood):
 
     name = "gaussian"
 
-    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
-        super().__init__(n_vars, n_hidden, has_nan=has_nan)
-        self.loc_head = nn.Linear(n_hidden, n_vars)
+    def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
+        super().__init__(n_vars, n_hidden, **kwargs)
+        self.loc_head = self.make_head()
         self.log_sigma = nn.Parameter(torch.full((n_vars,), math.log(0.5)))
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:

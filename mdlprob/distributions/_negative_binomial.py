@@ -22,8 +22,8 @@ class NegativeBinomial(Poisson):
 
     name = "nb"
 
-    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
-        super().__init__(n_vars, n_hidden, has_nan=has_nan)
+    def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
+        super().__init__(n_vars, n_hidden, **kwargs)
         self.log_theta = nn.Parameter(torch.full((n_vars,), 1.0))
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:

@@ -23,9 +23,9 @@ class Poisson(Likelihood):
     is_count = True
     is_discrete = True
 
-    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
-        super().__init__(n_vars, n_hidden, has_nan=has_nan)
-        self.mu_head = nn.Linear(n_hidden, n_vars)
+    def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
+        super().__init__(n_vars, n_hidden, **kwargs)
+        self.mu_head = self.make_head()
 
     def input_transform(self, x: Tensor) -> Tensor:
         return torch.log1p(x)

@@ -19,9 +19,9 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
 
     name = "zinb"
 
-    def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False) -> None:
-        super().__init__(n_vars, n_hidden, has_nan=has_nan)
-        self.gate_head = nn.Linear(n_hidden, n_vars)
+    def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
+        super().__init__(n_vars, n_hidden, **kwargs)
+        self.gate_head = self.make_head()
         with torch.no_grad():
             self.gate_head.bias.fill_(-3.0)
 
