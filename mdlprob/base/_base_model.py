@@ -339,6 +339,8 @@ class BaseModel:
         ``std`` and one layer per quantile, all on the data scale; ``obs["observed"]``
         says whether the observation had the modality. For categorical columns of a
         ``mixed`` table, ``mean`` holds the most frequent sampled code and ``std`` is NaN.
+        For an image modality ``uns["image_shape"]`` is copied, so each layer reshapes to
+        mean / sd / quantile images: ``result.layers["std"].reshape(-1, *shape)``.
         """
         self._require_trained()
         if modality not in self.modalities:
@@ -351,8 +353,9 @@ class BaseModel:
         j = self.modalities.index(modality)
         lik = self.module.likelihoods[modality]
         n_vars = lik.n_vars
-        if batch_size is None:
-            batch_size = int(max(1, min(1024, 2e7 // (n_samples * n_vars))))
+        if batch_size is None:  # bound the decoded (n_samples, batch, ...) tensors to ~2e7 floats
+            width = n_vars * (1 + getattr(self.module.decoders[modality], "out_channels", 0))
+            batch_size = int(max(1, min(1024, 2e7 // (n_samples * width))))
         check_int("batch_size", batch_size, minimum=1)
         cat_cols = lik.categorical_columns
         self.module.eval()
@@ -376,6 +379,8 @@ class BaseModel:
         var = mdata.mod[modality].var.copy() if modality in mdata.mod else pd.DataFrame(index=self.var_names_[modality])
         obs = pd.DataFrame({"observed": tensors.presence[:, j].numpy()}, index=mdata.obs_names.copy())
         result = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=var, layers=layers)
+        if lik.image_shape is not None:
+            result.uns["image_shape"] = list(lik.image_shape)
         result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
                                         "n_samples": n_samples, "quantiles": qs}
         if (~tensors.presence[:, use.cpu()].any(1)).any():

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import LIKELIHOODS
-from ..nn import GaussianEncoder, mlp
+from ..nn import ConvDecoder, ConvEncoder, GaussianEncoder, mlp
 
 
 class MultimodalVAEModule(nn.Module):
@@ -22,7 +22,9 @@ class MultimodalVAEModule(nn.Module):
     ----------
     spec
         Modality name to ``{"likelihood", "n_vars", "has_nan"}`` (plus ``column_types`` and
-        ``n_categories`` for ``mixed``), in registry order.
+        ``n_categories`` for ``mixed``), in registry order. A modality with ``image_shape``
+        ``(C, H, W)`` gets convolutional experts (:class:`~mdlprob.nn.ConvEncoder`,
+        :class:`~mdlprob.nn.ConvDecoder`) and a per-pixel likelihood head; the others get MLPs.
     """
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]], *, n_latent: int, n_hidden: int,
@@ -35,10 +37,19 @@ class MultimodalVAEModule(nn.Module):
         self.decoders = nn.ModuleDict()
         for mod, s in spec.items():
             extra = {k: s[k] for k in ("column_types", "n_categories") if k in s}
-            lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), n_hidden, has_nan=bool(s["has_nan"]), **extra)
+            shape = s.get("image_shape")
+            if shape:
+                decoder = ConvDecoder(n_latent, shape)
+                lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), decoder.out_channels, has_nan=bool(s["has_nan"]),
+                                                   image_shape=tuple(shape), **extra)
+                encoder = ConvEncoder(shape, lik.in_features // (shape[1] * shape[2]), n_latent)
+            else:
+                lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), n_hidden, has_nan=bool(s["has_nan"]), **extra)
+                encoder = GaussianEncoder(lik.in_features, n_latent, n_hidden, n_layers, dropout=dropout)
+                decoder = mlp(n_latent, n_hidden, n_layers, dropout=dropout)
             self.likelihoods[mod] = lik
-            self.encoders[mod] = GaussianEncoder(lik.in_features, n_latent, n_hidden, n_layers, dropout=dropout)
-            self.decoders[mod] = mlp(n_latent, n_hidden, n_layers, dropout=dropout)
+            self.encoders[mod] = encoder
+            self.decoders[mod] = decoder
 
     @property
     def device(self) -> torch.device:

@@ -16,6 +16,9 @@ from ..exceptions import DataWarning, RegistrationError
 from ._table import COLUMN_TYPES, TYPE_KEY
 
 REGISTRY_KEY = "mdlprob"
+#: Key of a modality's ``uns`` holding ``(C, H, W)`` when its features are flattened image pixels.
+IMAGE_SHAPE_KEY = "image_shape"
+_MIN_IMAGE_SIDE = 8
 COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
 _MAX_AUTO_CATEGORIES = 10
 
@@ -40,7 +43,10 @@ def setup_mudata(
     likelihoods
         Modality name to likelihood: ``nb``, ``zinb``, ``poisson`` (counts), ``gaussian``
         (continuous), ``bernoulli`` (binary), ``mixed`` (a table of gaussian / bernoulli /
-        categorical columns). Only these modalities are used by a model.
+        categorical columns), ``laplace`` (continuous, heavy-tailed), ``beta`` (intensities
+        in (0, 1)). Only these modalities are used by a model. A modality whose ``uns`` has
+        ``"image_shape": (C, H, W)`` holds images flattened channel-first in ``X``
+        (``n_vars = C * H * W``); models give it convolutional experts.
     layer
         Modality name to the layer holding its values (default ``X``).
     mask_key
@@ -107,7 +113,13 @@ def setup_mudata(
         if lik == "mixed":
             types, n_cat = _column_types(adata, X, column_types.get(mod, {}), mod)
             entry["column_types"], entry["n_categories"] = types, n_cat
-        _warn_degenerate(X, adata.var_names, mod)
+        if IMAGE_SHAPE_KEY in adata.uns:
+            if lik == "mixed":
+                msg = f"Modality {mod!r} is an image (uns['{IMAGE_SHAPE_KEY}']) but has likelihood 'mixed'; use gaussian, laplace, beta or bernoulli."
+                raise ValueError(msg)
+            entry[IMAGE_SHAPE_KEY] = _image_shape(adata.uns[IMAGE_SHAPE_KEY], adata.n_vars, mod)
+        else:  # constant pixels (background) are normal in images, constant genes are not
+            _warn_degenerate(X, adata.var_names, mod)
         registry["modalities"][mod] = entry
     presence = presence_mask(mdata, registry)
     empty = ~presence.any(axis=1)
@@ -240,6 +252,23 @@ def _column_types(adata, X, override: Mapping[str, str], mod: str) -> tuple[list
         types.append(kind)
         n_cat.append(k)
     return types, n_cat
+
+
+def _image_shape(value: Any, n_vars: int, mod: str) -> list[int]:
+    shape = np.asarray(value).ravel()
+    ok = shape.size == 3 and np.issubdtype(shape.dtype, np.integer) and (shape > 0).all()
+    if not ok:
+        msg = f"Modality {mod!r}: expected uns['{IMAGE_SHAPE_KEY}'] to be three positive ints (C, H, W), got {value!r}."
+        raise ValueError(msg)
+    c, h, w = (int(v) for v in shape)
+    if c * h * w != n_vars:
+        msg = (f"Modality {mod!r}: uns['{IMAGE_SHAPE_KEY}'] = {(c, h, w)} has C*H*W = {c * h * w} pixels but the "
+               f"modality has {n_vars} features; flatten images channel-first, as X = images.reshape(n_obs, -1).")
+        raise ValueError(msg)
+    if min(h, w) < _MIN_IMAGE_SIDE:
+        msg = f"Modality {mod!r}: images must be at least {_MIN_IMAGE_SIDE} pixels a side, got {(h, w)}."
+        raise ValueError(msg)
+    return [c, h, w]
 
 
 def _infer(vals: np.ndarray) -> str:

@@ -1,8 +1,9 @@
-"""Torch building blocks: MLPs, Gaussian experts and their aggregation."""
+"""Torch building blocks: MLPs, convolutional experts for images, Gaussian experts and their aggregation."""
 
 from __future__ import annotations
 
+from ._conv import ConvDecoder, ConvEncoder, ResidualBlock
 from ._experts import product_of_experts
 from ._mlp import GaussianEncoder, mlp
 
-__all__ = ["GaussianEncoder", "mlp", "product_of_experts"]
+__all__ = ["ConvDecoder", "ConvEncoder", "GaussianEncoder", "ResidualBlock", "mlp", "product_of_experts"]
