@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, datasets, distributions, heads, metrics, models
+from . import data, datasets, distributions, fusion, heads, metrics, models, plotting
 from ._settings import settings
 from .models import FactorModel, MoEVAE, MoPoEVAE, PoEVAE
 
@@ -21,8 +21,10 @@ __all__ = [
     "data",
     "datasets",
     "distributions",
+    "fusion",
     "heads",
     "metrics",
     "models",
+    "plotting",
     "settings",
 ]

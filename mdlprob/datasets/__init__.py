@@ -13,6 +13,7 @@ from ._medmnist import medmnist_npz
 from ._mixomics import mixomics_breast
 from ._paths import data_root
 from ._synthetic import hidden_truth, synthetic
+from ._synthetic_scans import synthetic_scans
 from ._tcga import tcga_survival
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "medmnist_npz",
     "mixomics_breast",
     "synthetic",
+    "synthetic_scans",
     "tcga_survival",
 ]

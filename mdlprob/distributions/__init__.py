@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ._base import Likelihood
 from ._bernoulli import Bernoulli
+from ._beta import Beta
 from ._gaussian import Gaussian
+from ._laplace import Laplace
 from ._mixed import Mixed
 from ._negative_binomial import NegativeBinomial
 from ._poisson import Poisson
@@ -12,13 +14,17 @@ from ._zinb import ZeroInflatedNegativeBinomial
 
 #: Likelihood classes by the name used in ``setup_mudata(likelihoods=...)``.
 LIKELIHOODS: dict[str, type[Likelihood]] = {
-    cls.name: cls for cls in (NegativeBinomial, ZeroInflatedNegativeBinomial, Poisson, Gaussian, Bernoulli, Mixed)
+    cls.name: cls for cls in (
+        NegativeBinomial, ZeroInflatedNegativeBinomial, Poisson, Gaussian, Bernoulli, Mixed, Laplace, Beta,
+    )
 }
 
 __all__ = [
     "LIKELIHOODS",
     "Bernoulli",
+    "Beta",
     "Gaussian",
+    "Laplace",
     "Likelihood",
     "Mixed",
     "NegativeBinomial",

@@ -40,6 +40,9 @@ class Likelihood(nn.Module):
     is_count: ClassVar[bool] = False
     #: Whether values are integers, so that predictive quantiles use the continuous extension.
     is_discrete: ClassVar[bool] = False
+    #: Attribute holding the head of the main natural parameter (one value per feature); a
+    #: feature guidance graph replaces it by a head tied to the graph's feature embeddings.
+    main_head: ClassVar[str] = ""
 
     def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False,
                  image_shape: tuple[int, int, int] | None = None) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pyro.distributions as pdist
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._base import Likelihood, nan_mean
 
@@ -18,6 +18,7 @@ class Bernoulli(Likelihood):
     """
 
     name = "bernoulli"
+    main_head = "logit_head"
     is_discrete = True
 
     def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:

@@ -23,6 +23,7 @@ class Gaussian(Likelihood):
     """
 
     name = "gaussian"
+    main_head = "loc_head"
 
     def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
         super().__init__(n_vars, n_hidden, **kwargs)

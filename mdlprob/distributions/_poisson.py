@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyro.distributions as pdist
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._base import Likelihood, nan_mean
 
@@ -20,6 +20,7 @@ class Poisson(Likelihood):
     """
 
     name = "poisson"
+    main_head = "mu_head"
     is_count = True
     is_discrete = True
 

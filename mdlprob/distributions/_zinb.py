@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyro.distributions as pdist
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._negative_binomial import NegativeBinomial, nb_log_prob
 

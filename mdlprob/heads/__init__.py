@@ -4,8 +4,12 @@
     Bayesian softmax classifier (logistic regression or a one-hidden-layer MLP).
 :class:`CoxPHHead`
     Bayesian Cox proportional-hazards model for right-censored survival.
+:class:`LogisticHazardHead`
+    Bayesian discrete-time logistic-hazard survival model with time-varying (non-PH) coefficients.
+:class:`WeibullAFTHead`
+    Bayesian Weibull accelerated-failure-time survival model.
 
-Both accept ``X`` as a 2-D array ``(n_obs, n_features)`` or as latent posterior samples
+All accept ``X`` as a 2-D array ``(n_obs, n_features)`` or as latent posterior samples
 ``(S, n_obs, n_features)`` (``model.get_latent(mdata, n_samples=S)``), so that the latent
 uncertainty propagates to the predictive intervals; ``fit_from_model`` does that in one call.
 """
@@ -14,5 +18,7 @@ from __future__ import annotations
 
 from ._classifier import ClassifierHead
 from ._coxph import CoxPHHead
+from ._logistic_hazard import LogisticHazardHead
+from ._weibull_aft import WeibullAFTHead
 
-__all__ = ["ClassifierHead", "CoxPHHead"]
+__all__ = ["ClassifierHead", "CoxPHHead", "LogisticHazardHead", "WeibullAFTHead"]

@@ -7,7 +7,7 @@ Internally inputs are always 3-D; a 2-D input is one "sample" (``S = 1``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 from typing import Any
 
@@ -91,16 +91,19 @@ class _BayesianHead(BaseEstimator):
     def _seed_from_random_state(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _fit_mean_field(self, sites: Sites, log_lik: LogLik, seed: int) -> None:
+    def _fit_mean_field(self, sites: Sites, log_lik: LogLik, seed: int, *,
+                        prior_scales: Mapping[str, float] | None = None) -> None:
         """Fit a mean-field Gaussian posterior over ``sites`` by SVI (full batch, Adam).
 
-        Sets ``posterior_loc_``, ``posterior_scale_`` (dicts of arrays), ``elbo_history_``,
-        and ``posterior_samples_`` (``n_posterior_samples`` draws of each site, leading axis).
+        Every site has a centred Gaussian prior with standard deviation ``prior_scale``, or
+        ``prior_scales[name]`` for the sites named there. Sets ``posterior_loc_``,
+        ``posterior_scale_`` (dicts of arrays), ``elbo_history_``, and ``posterior_samples_``
+        (``n_posterior_samples`` draws of each site, leading axis).
         """
-        prior_scale = float(self.prior_scale)
+        scales = {name: float((prior_scales or {}).get(name, self.prior_scale)) for name in sites}
 
         def model() -> None:
-            params = {name: pyro.sample(name, dist.Normal(torch.zeros(shape, dtype=torch.float64), prior_scale)
+            params = {name: pyro.sample(name, dist.Normal(torch.zeros(shape, dtype=torch.float64), scales[name])
                                         .to_event(len(shape))) for name, shape in sites.items()}
             pyro.factor("log_likelihood", log_lik(params))
 

@@ -8,43 +8,10 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ..metrics import harrell_c
-from ._base import _BayesianHead
+from ._survival import _check_times, _SurvivalHead
 
 
-def _check_survival(y: Any, n_obs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Split a two-field structured array ``(event, time)``; validate; return (bool events, times)."""
-    if not isinstance(y, np.ndarray) or y.dtype.names is None or len(y.dtype.names) != 2:
-        got = getattr(y, "dtype", type(y).__name__)
-        msg = ("Expected `y` to be a structured array with two fields (event indicator, time), "
-               f"as made by sksurv.util.Surv.from_arrays(event, time); got {got}.")
-        raise ValueError(msg)
-    ev_name, t_name = y.dtype.names
-    if y.ndim != 1:
-        msg = f"Expected `y` to be 1-D, got shape {y.shape}."
-        raise ValueError(msg)
-    event = np.asarray(y[ev_name])
-    try:
-        time = np.asarray(y[t_name], dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        msg = f"Expected `y['{t_name}']` to hold numeric times, got dtype {y.dtype[t_name]}."
-        raise ValueError(msg) from err
-    if not np.isin(event, (0, 1)).all():
-        msg = f"Expected `y['{ev_name}']` to be boolean or 0/1, got values {np.unique(event)[:5]}."
-        raise ValueError(msg)
-    if not np.isfinite(time).all():
-        msg = f"Expected finite times in `y['{t_name}']`, got NaN or infinity."
-        raise ValueError(msg)
-    if (time < 0).any():
-        msg = f"Expected non-negative times in `y['{t_name}']`, got minimum {time.min()}."
-        raise ValueError(msg)
-    if n_obs is not None and y.shape[0] != n_obs:
-        msg = f"Expected `y` to have one entry per observation of `X` ({n_obs}), got {y.shape[0]}."
-        raise ValueError(msg)
-    return event.astype(bool), time
-
-
-class CoxPHHead(_BayesianHead):
+class CoxPHHead(_SurvivalHead):
     r"""Bayesian Cox proportional-hazards model with a mean-field Gaussian posterior.
 
     .. math::
@@ -85,6 +52,7 @@ class CoxPHHead(_BayesianHead):
 
     Notes
     -----
+    :meth:`predict_risk` returns the linear predictor :math:`x^\top\beta` (higher = earlier event).
     ``X`` may be 2-D ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``: at
     ``fit`` each copy contributes its own partial likelihood weighted :math:`1/S`; at prediction
     each coefficient draw is paired with a random latent draw.
@@ -131,12 +99,7 @@ class CoxPHHead(_BayesianHead):
             On invalid hyper-parameters or ``X``; when ``y`` is not a two-field structured array,
             has negative or non-finite times, no observed event, or a length other than ``n_obs``.
         """
-        self._check_common_params()
-        X3 = self._validate_X(X, reset=True)
-        event, time = _check_survival(y, X3.shape[1])
-        if not event.any():
-            msg = f"Expected at least one observed event in `y`, got all {event.size} observations censored."
-            raise ValueError(msg)
+        X3, event, time = self._survival_target(X, y)
         order = np.argsort(-time, kind="stable")
         t_desc = time[order]
         # Breslow ties: the risk set of position i runs to the last entry tied with it.
@@ -170,34 +133,9 @@ class CoxPHHead(_BayesianHead):
         self.cum_baseline_hazard_ = np.cumsum(increments)
 
     def _risk_draws(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
+        """Linear predictor draws ``(D, n_obs)``: each coefficient draw with a paired latent draw."""
         X3 = self._validate_X(X, reset=False)
-        return self._paired_inputs(X3) @ self.coef_samples_[:, :, None]  # (D, n, 1)
-
-    def predict_risk(self, X: Any, return_interval: bool = False) -> Any:
-        """Linear predictor :math:`x^\\top\\beta` (higher = earlier event), averaged over draws.
-
-        Parameters
-        ----------
-        X
-            Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
-        return_interval
-            Also return the central ``level`` interval over coefficient (× latent) draws.
-
-        Returns
-        -------
-        ``risk`` ``(n_obs,)``, or ``(risk, lower, upper)``.
-        """
-        draws = self._risk_draws(X)[..., 0]
-        risk = draws.mean(axis=0)
-        if not return_interval:
-            return risk
-        lower, upper = self._interval(draws, risk)
-        return risk, lower, upper
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Risk score ``(n_obs,)``, as :meth:`predict_risk`; usable with scikit-survival scorers."""
-        return self.predict_risk(X)
+        return (self._paired_inputs(X3) @ self.coef_samples_[:, :, None])[..., 0]
 
     def predict_survival_function(self, X: Any, times: Any, return_interval: bool = False) -> Any:
         """Survival probabilities :math:`S(t \\mid x) = \\exp(-H_0(t)\\, e^{x^\\top\\beta})`.
@@ -215,10 +153,7 @@ class CoxPHHead(_BayesianHead):
         -------
         ``surv`` ``(n_obs, n_times)``, or ``(surv, lower, upper)``; non-increasing in time, in [0, 1].
         """
-        t = np.asarray(times, dtype=np.float64).reshape(-1)
-        if t.size == 0 or not np.isfinite(t).all() or (t < 0).any():
-            msg = f"Expected `times` to be non-empty, finite and non-negative, got {np.asarray(times)!r}."
-            raise ValueError(msg)
+        t = _check_times(times)
         check_is_fitted(self)
         idx = np.searchsorted(self.event_times_, t, side="right") - 1
         cum_h0 = np.where(idx >= 0, self.cum_baseline_hazard_[np.maximum(idx, 0)], 0.0)
@@ -231,9 +166,3 @@ class CoxPHHead(_BayesianHead):
             return surv(out)
         risk, lower, upper = out
         return surv(risk), surv(upper), surv(lower)
-
-    def score(self, X: Any, y: Any) -> float:
-        """Harrell's concordance index of :meth:`predict` against ``y`` (0.5 = random)."""
-        risk = self.predict(X)
-        event, time = _check_survival(y, risk.shape[0])
-        return harrell_c(event, time, risk)

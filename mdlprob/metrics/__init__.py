@@ -9,6 +9,9 @@ Survival (scikit-survival conventions)
 Classification
     :func:`accuracy`, :func:`macro_f1`, :func:`auroc`, :func:`brier`,
     :func:`expected_calibration_error`.
+Images (one flattened image per row)
+    :func:`psnr`, :func:`ssim`, :func:`pixel_interval_coverage`,
+    :func:`uncertainty_error_correlation`.
 
 Every function accepts numpy arrays or torch tensors (on any device) and returns
 python floats or numpy arrays.
@@ -22,6 +25,12 @@ from ._classification import (
     brier,
     expected_calibration_error,
     macro_f1,
+)
+from ._image import (
+    pixel_interval_coverage,
+    psnr,
+    ssim,
+    uncertainty_error_correlation,
 )
 from ._imputation import (
     crps,
@@ -51,7 +60,11 @@ __all__ = [
     "interval_coverage",
     "macro_f1",
     "pearson_per_feature",
+    "pixel_interval_coverage",
+    "psnr",
     "rmse",
     "spearman_per_feature",
+    "ssim",
+    "uncertainty_error_correlation",
     "uno_c",
 ]
