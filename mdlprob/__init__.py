@@ -10,10 +10,11 @@ __version__ = "0.1.0"
 
 from . import data, datasets, distributions, fusion, heads, metrics, models, plotting
 from ._settings import settings
-from .models import FactorModel, MoEVAE, MoPoEVAE, PoEVAE
+from .models import FactorModel, GraphPoEVAE, MoEVAE, MoPoEVAE, PoEVAE
 
 __all__ = [
     "FactorModel",
+    "GraphPoEVAE",
     "MoEVAE",
     "MoPoEVAE",
     "PoEVAE",

@@ -159,3 +159,49 @@ def latent(
     with atomic_path(out, suffix=".h5mu") as tmp:
         mdata.write(tmp)
     typer.echo(f"Wrote obsm['X_mdlprob'] ({mdata.n_obs} x {mdata.obsm['X_mdlprob'].shape[1]}) to {out}")
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Option(help="quick, full (benchmarks/suites/<name>.yaml) or the path of a suite YAML.")] = "quick",
+    out: Annotated[Path, typer.Option(help="Output folder; an existing results.csv there is resumed.")] = Path("benchmarks/results/quick"),
+    data_dir: Annotated[str, typer.Option(help="Folder of the shared datasets (default: $MDLPROB_DATA or ../shared/data).")] = "",
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto, passed to model training.")] = "cpu",
+    cells_per_process: Annotated[int, typer.Option(help="Cells per isolated worker process; 0 = in-process; -1 = as the suite says.")] = -1,
+) -> None:
+    """Run a benchmark suite (datasets x scenarios x methods x seeds) into OUT/results.csv."""
+    import time
+
+    from ..benchmark import load_suite, run_suite
+
+    _setup_logging()
+    if device not in ("cpu", "cuda", "gpu", "auto"):
+        msg = f"Expected --device to be cpu, cuda, gpu or auto, got {device!r}."
+        raise typer.BadParameter(msg)
+    if cells_per_process < -1:
+        msg = f"Expected --cells-per-process >= -1, got {cells_per_process}."
+        raise typer.BadParameter(msg)
+    try:
+        parsed = load_suite(suite)
+    except (FileNotFoundError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from err
+    start = time.perf_counter()
+    table = run_suite(parsed, out=out, data_dir=data_dir or None, device=device,
+                      cells_per_process=None if cells_per_process == -1 else cells_per_process)
+    status = table.drop_duplicates("cell")["status"].value_counts().to_dict()
+    typer.echo(f"Suite {parsed.name}: {sum(status.values())} cells ({status}) in {time.perf_counter() - start:.1f} s. "
+               f"Wrote {out / 'results.csv'}")
+
+
+@app.command("bench-report")
+def bench_report(
+    out: Annotated[Path, typer.Argument(help="Folder written by `mdlprob bench`.")],
+) -> None:
+    """Write report.md (mean ± sd over seeds) and PNG figures from OUT/results.csv."""
+    from ..benchmark import write_report
+
+    try:
+        paths = write_report(out)
+    except FileNotFoundError as err:
+        raise typer.BadParameter(str(err)) from err
+    typer.echo("Wrote " + ", ".join(str(p) for p in paths))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from ._graph import GraphTensors, MaskedEmbedding, build_sample_graph
 from ._mudata import hide_modality, make_mudata
 from ._setup import get_registry, presence_mask, setup_mudata
 from ._table import table_to_anndata
 from ._tensors import MultimodalTensors, tensors_from_mudata
 
 __all__ = [
+    "GraphTensors",
+    "MaskedEmbedding",
     "MultimodalTensors",
+    "build_sample_graph",
     "get_registry",
     "hide_modality",
     "make_mudata",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._conv import ConvDecoder, ConvEncoder, ResidualBlock
 from ._experts import product_of_experts
+from ._graph import GraphGaussianEncoder
 from ._mlp import GaussianEncoder, mlp
 
-__all__ = ["ConvDecoder", "ConvEncoder", "GaussianEncoder", "ResidualBlock", "mlp", "product_of_experts"]
+__all__ = ["ConvDecoder", "ConvEncoder", "GaussianEncoder", "GraphGaussianEncoder", "ResidualBlock", "mlp", "product_of_experts"]
