@@ -129,7 +129,9 @@ class Mixed(Likelihood):
         loc = params["loc"]
         g = loc + params["log_scale"].exp() * torch.randn_like(loc)
         b = torch.bernoulli(torch.sigmoid(params["logits"]))
-        c = torch.distributions.Categorical(logits=params["cat_logits"]).sample().to(loc.dtype)
+        cat = params["cat_logits"]
+        c = (torch.distributions.Categorical(logits=cat).sample().to(loc.dtype) if self.n_c
+             else cat.new_zeros(cat.shape[:-1]))  # no categorical column: an empty (..., 0) block
         return self._reorder(g, b, c)
 
     def mean(self, params: dict[str, Tensor]) -> Tensor:

@@ -85,3 +85,11 @@ def test_log_prob_broadcasts_over_leading_sample_dims(name):
     assert stacked.shape == (4, 3, x.shape[1])
     for k in range(4):
         torch.testing.assert_close(stacked[k], lik.log_prob(lik(h[k]), x))
+
+
+def test_mixed_table_without_categorical_columns_samples():
+    """Regression: sampling failed on a (..., 0) categorical block."""
+    lik = Mixed(3, 8, column_types=["gaussian", "bernoulli", "gaussian"], n_categories=[0, 0, 0])
+    params = lik(torch.randn(5, 2, 8))
+    draws = lik.sample(params)
+    assert draws.shape == (5, 2, 3) and set(draws[..., 1].unique().tolist()) <= {0.0, 1.0}
