@@ -119,16 +119,20 @@ def citeseq_case(quick: bool, seed: int, data_dir):
 
 # ------------------------------------------------------------------------------------ one cell
 def score(case: dict, mean: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None,
-          rows: np.ndarray) -> dict:
+          rows: np.ndarray, samples: np.ndarray | None) -> dict:
+    """Metrics on the hidden entries; ``samples`` ``(S, n_obs, n_vars)`` give the CRPS (a point
+    prediction's CRPS is its mean absolute error)."""
     truth = case["truth"][rows]
     mask = ~np.isnan(truth)
     count = case["likelihoods"][case["target"]] in COUNT
     tf = np.log1p if count else (lambda a: a)
+    draws = mean[rows][None] if samples is None else samples[:, rows]
     out = {
         "pearson_r": _finite_mean(metrics.pearson_per_feature(tf(truth), tf(mean[rows]), mask=mask)),
         "rmse": metrics.rmse(tf(truth), tf(mean[rows]), mask=mask),
         "coverage_90": np.nan if lower is None else metrics.interval_coverage(
             truth, lower[rows], upper[rows], mask=mask, discrete=count),
+        "crps": metrics.crps(tf(truth), tf(draws), mask=mask),
     }
     return out
 
@@ -157,7 +161,8 @@ def run_model(name: str, case: dict, quick: bool) -> dict:
     target_view = full if not case.get("transductive") else train
     imp = model.impute(target_view, case["target"], given=case["given"], n_samples=200)
     row = {"method": name, "train_seconds": round(seconds, 2), "epochs": len(model.history_["train_loss"])}
-    row.update(score(case, imp.layers["mean"], imp.layers["q05"], imp.layers["q95"], eval_rows))
+    draws = model.sample_predictive(target_view, case["target"], given=case["given"], n_samples=100)
+    row.update(score(case, imp.layers["mean"], imp.layers["q05"], imp.layers["q95"], eval_rows, draws))
     ll_rows = test if test.any() else eval_rows
     ll_view = full if not case.get("transductive") else train
     ll = model.log_likelihood(ll_view, n_samples=20 if quick else 100)
@@ -178,8 +183,9 @@ def floors(case: dict) -> list[dict]:
     truth = case["truth"]
     mu, sd = np.nanmean(tf(truth[seen]), 0), np.nanstd(tf(truth[seen]), 0, ddof=1)
     shape = truth.shape
+    normal = inv(mu + sd * np.random.default_rng(0).standard_normal((100, *shape)))
     out = [{"method": "feature_mean", **score(case, np.broadcast_to(inv(mu), shape), np.broadcast_to(
-        inv(mu - Z90 * sd), shape), np.broadcast_to(inv(mu + Z90 * sd), shape), rows)}]
+        inv(mu - Z90 * sd), shape), np.broadcast_to(inv(mu + Z90 * sd), shape), rows, normal)}]
     blocks = []
     for mod in [*case["given"], target]:
         X = _dense(full, mod)
@@ -194,7 +200,7 @@ def floors(case: dict) -> list[dict]:
         blocks.append((X - loc) / scale)
     filled = KNNImputer(n_neighbors=15, keep_empty_features=True).fit_transform(np.hstack(blocks))
     knn = inv(filled[:, -blocks[-1].shape[1]:] * scale + loc)
-    out.append({"method": "knn_imputer", **score(case, knn, None, None, rows)})
+    out.append({"method": "knn_imputer", **score(case, knn, None, None, rows, None)})
     return out
 
 
@@ -251,13 +257,15 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
 def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     _atomic(args.out / "models.csv", table.to_csv(index=False))
-    cols = [c for c in ("scenario", "missing_rate", "method", "pearson_r", "rmse", "coverage_90", "heldout_loglik",
+    cols = [c for c in ("scenario", "missing_rate", "method", "pearson_r", "rmse", "coverage_90", "crps", "heldout_loglik",
                         "knn_label_acc", "train_seconds", "error") if c in table]
     md = ["# Model comparison: imputation, calibration, held-out likelihood, latent quality", "",
           f"Command: `python benchmarks/models.py {' '.join(sys.argv[1:])}`; torch threads {args.threads}; "
           f"{os.cpu_count()} CPUs; torch {torch.__version__}; mdlprob {mdlprob.__version__}.", "",
           "Imputation metrics on entries hidden from training (log1p scale for counts); `coverage_90`: "
-          "fraction of hidden entries inside the 90% predictive interval; `heldout_loglik`: IWAE "
+          "fraction of hidden entries inside the 90% predictive interval; `crps`: sample CRPS of 100 "
+          "predictive draws (log1p scale for counts; the mean floor draws from N(mean, sd), KNN's is its "
+          "absolute error); `heldout_loglik`: IWAE "
           "estimate per observation (nats); `knn_label_acc`: 15-NN on training latents.", "",
           _markdown(table[cols])]
     _atomic(args.out / "models.md", "\n".join(md) + "\n")
@@ -284,9 +292,9 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     syn = table[table["scenario"] == "synthetic"]
     if syn.empty:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     colors = {m: f"C{i}" for i, m in enumerate(sorted(syn["method"].unique()))}
-    for ax, metric in zip(axes, ("pearson_r", "rmse", "coverage_90"), strict=True):
+    for ax, metric in zip(axes, ("pearson_r", "rmse", "coverage_90", "crps"), strict=True):
         for method, grp in syn.groupby("method"):
             if metric in grp and grp[metric].notna().any():
                 ax.plot(grp["missing_rate"], grp[metric], marker="o", label=method, color=colors[method])

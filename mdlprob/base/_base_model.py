@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
@@ -20,11 +19,13 @@ import pyro
 import torch
 from torch import Tensor
 
-from .._utils import track
 from ..data import get_registry, tensors_from_mudata
+from ..data._backed import BackedTensors
+from ..data._feature_graph import feature_graph_indices
 from ..data._setup import check_values, get_matrix
-from ..data._tensors import MultimodalTensors, place, training_values
+from ..data._tensors import MultimodalTensors, place, set_training_stats
 from ..exceptions import DataWarning, NotTrainedError, RegistrationError
+from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, launched_by_torchrun
 from ._base_module import MultimodalVAEModule
 from ._validate import check_float, check_int, check_subset, resolve_device
 
@@ -40,6 +41,8 @@ class BaseModel:
     """
 
     _module_cls: ClassVar[type[MultimodalVAEModule]]
+    #: Importance-resampling proposals per predictive sample used by :meth:`impute` by default.
+    default_importance: ClassVar[int] = 0
 
     def __init__(self, mdata: md.MuData, **module_kwargs: Any) -> None:
         if not isinstance(mdata, md.MuData):
@@ -58,10 +61,12 @@ class BaseModel:
             m: {**{k: v for k, v in e.items() if k not in ("layer",)}, "has_nan": e["likelihood"] == "mixed" or tensors.observed[m] is not None}
             for m, e in registry["modalities"].items()
         }
-        self._module_kwargs = dict(module_kwargs)
-        self.module = self._module_cls(self._spec, **module_kwargs)
-        for j, m in enumerate(self.modalities):
-            self.module.likelihoods[m].set_stats(training_values(tensors, m, j))
+        graph = registry.get("feature_graph")
+        if graph is not None:
+            graph = feature_graph_indices(graph, self.var_names_, list(registry["modalities"]))
+        self._module_kwargs = {**module_kwargs, "outcome": registry.get("outcome"), "feature_graph": graph}
+        self.module = self._module_cls(self._spec, **self._module_kwargs)
+        set_training_stats(self.module.likelihoods, tensors)
         self._tensors: MultimodalTensors | None = tensors
         self.history_: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         self.train_indices_: list[int] = []
@@ -99,6 +104,9 @@ class BaseModel:
         kl_warmup_epochs: int = 0,
         inference: Literal["fast", "svi"] = "fast",
         progress_bar: bool = True,
+        devices: int = 1,
+        strategy: Literal["auto", "ddp"] = "auto",
+        chunk_size: int | None = None,
     ) -> None:
         """Fit the model by stochastic variational inference.
 
@@ -108,8 +116,8 @@ class BaseModel:
             Passes over the training observations; default ``min(400, 8e6 / n_obs)`` epochs
             (at least 20), as scvi-tools does.
         batch_size
-            Observations per gradient step. Data stay on the device; batches are gathered
-            by index there.
+            Observations per gradient step and process. Data stay on the device; batches are
+            gathered by index there. Backed data (see ``chunk_size``) are read from disk.
         lr, weight_decay
             Adam step size and L2 penalty.
         accelerator
@@ -131,6 +139,20 @@ class BaseModel:
             on the module's ``model``/``guide`` (2–3× slower, useful to check or extend).
         progress_bar
             Show a progress bar over epochs.
+        devices
+            Processes for data-parallel training, one per device (GPUs with a CUDA
+            accelerator, else CPU processes with the gloo backend). Each step, every process
+            takes ``batch_size`` rows of one global batch of ``batch_size * devices`` and
+            gradients are averaged, so one step equals a single-process step on the global
+            batch. See ``docs/scale.md``.
+        strategy
+            ``auto``: data-parallel when ``devices > 1``; ``ddp``: also join an external
+            ``torchrun`` launch (``WORLD_SIZE``/``RANK`` set), one process per device.
+        chunk_size
+            Backed data only (a MuData from ``mudata.read_h5mu(path, backed="r")``): rows
+            per contiguous read. Chunks are visited in random order, rows shuffled within
+            each, the next chunk read by a background thread. Default: about 64 MB of
+            values, between 1,024 and 65,536 rows.
         """
         tensors = self._require_tensors()
         n = tensors.n_obs
@@ -144,46 +166,29 @@ class BaseModel:
         check_float("weight_decay", weight_decay, low=0.0, high=math.inf)
         check_float("train_size", train_size, low=0.0, high=1.0, low_open=True)
         check_float("beta", beta, low=0.0, high=math.inf)
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, minimum=1)
         if inference not in ("fast", "svi"):
             msg = f"Expected inference in ('fast', 'svi'), got {inference!r}."
             raise ValueError(msg)
         device = resolve_device(accelerator)
+        world = check_parallel(devices, strategy, inference, device)
         if early_stopping and train_size == 1.0:
             train_size = 0.9
         train_idx, val_idx = self._split(n, train_size)
+        if isinstance(tensors, BackedTensors) and not tensors.stats_streamed:
+            set_training_stats(self.module.likelihoods, tensors)
+        cfg = FitConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                        early_stopping=early_stopping, patience=patience, beta=beta, kl_warmup_epochs=kl_warmup_epochs,
+                        inference=inference, chunk_size=chunk_size, progress_bar=progress_bar,
+                        description=f"Training {type(self).__name__}")
         self.module.to(device)
-        data = place(tensors, device)
-        train_t = torch.as_tensor(train_idx, device=data.device)
-        val_t = torch.as_tensor(val_idx, device=data.device)
-        n_steps = max(1, round(len(train_idx) / batch_size))
-        warm_steps = kl_warmup_epochs * n_steps
-        step_fn = self._fast_step(lr, weight_decay, device) if inference == "fast" else self._svi_step(lr, weight_decay)
-        best, best_state, stale, step = math.inf, None, 0, 0
-        epochs = track(range(max_epochs), description=f"Training {type(self).__name__}", progress_bar=progress_bar)
-        for _ in epochs:
-            self.module.train()
-            total = torch.zeros((), device=device)
-            for idx in torch.tensor_split(train_t[torch.randperm(len(train_t), device=data.device)], n_steps):
-                kl_weight = beta * min(1.0, (step + 1) / warm_steps) if warm_steps else beta
-                total = total + step_fn(data.batch(idx, device), kl_weight) * len(idx)
-                step += 1
-            self.history_["train_loss"].append(float(total) / len(train_idx))
-            if len(val_idx):
-                val = self._evaluate_loss(data, val_t, beta, device)
-                self.history_["val_loss"].append(val)
-                if val < best - 1e-4 * abs(best if math.isfinite(best) else 0.0):
-                    best, stale = val, 0
-                    if early_stopping:
-                        best_state = copy.deepcopy(self.module.state_dict())
-                else:
-                    stale += 1
-            if hasattr(epochs, "set_postfix"):
-                epochs.set_postfix(loss=f"{self.history_['train_loss'][-1]:.4g}")
-            if not math.isfinite(self.history_["train_loss"][-1]):
-                msg = "Training diverged (non-finite loss); lower lr or check the data for extreme values."
-                raise FloatingPointError(msg)
-            if early_stopping and stale >= patience:
-                break
+        if world > 1:
+            best_state = fit_spawned(self.module, tensors, train_idx, val_idx, device, cfg, self.history_, world)
+        elif strategy == "ddp" and launched_by_torchrun():
+            best_state = fit_torchrun(self.module, tensors, train_idx, val_idx, device, cfg, self.history_)
+        else:
+            best_state = fit(self.module, place(tensors, device), train_idx, val_idx, device, cfg, self.history_)
         if best_state is not None:
             self.module.load_state_dict(best_state)
         self.module.eval()
@@ -194,38 +199,6 @@ class BaseModel:
         perm = torch.randperm(n).numpy()
         n_train = n if train_size >= 1.0 else max(1, min(n - 1, round(n * train_size)))
         return np.sort(perm[:n_train]), np.sort(perm[n_train:])
-
-    def _fast_step(self, lr: float, weight_decay: float, device: torch.device):
-        opt = torch.optim.Adam(self.module.parameters(), lr=lr, weight_decay=weight_decay,
-                               fused=device.type == "cuda")
-
-        def step(batch: dict[str, Any], kl_weight: float) -> Tensor:
-            loss = self.module.loss(batch, kl_weight=kl_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        return step
-
-    def _svi_step(self, lr: float, weight_decay: float):
-        from pyro.infer import SVI, TraceMeanField_ELBO
-
-        svi = SVI(self.module.model, self.module.guide,
-                  pyro.optim.Adam({"lr": lr, "weight_decay": weight_decay}), TraceMeanField_ELBO())
-
-        def step(batch: dict[str, Any], kl_weight: float) -> Tensor:
-            return torch.tensor(svi.step(batch, kl_weight) / batch["presence"].shape[0])
-
-        return step
-
-    @torch.no_grad()
-    def _evaluate_loss(self, data: MultimodalTensors, idx: Tensor, beta: float, device: torch.device) -> float:
-        self.module.eval()
-        total = 0.0
-        for chunk in torch.split(idx, 4096):
-            total += float(self.module.loss(data.batch(chunk, device), kl_weight=beta)) * len(chunk)
-        return total / len(idx)
 
     # ------------------------------------------------------------------ inference
     def _require_trained(self) -> None:
@@ -308,7 +281,7 @@ class BaseModel:
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
-               batch_size: int | None = None) -> ad.AnnData:
+               importance: int | None = None, batch_size: int | None = None) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -332,6 +305,13 @@ class BaseModel:
             cover too much through ties, these are calibrated (score them with
             ``mdlprob.metrics.interval_coverage(..., discrete=True)``; round them when integer
             bounds are needed).
+        importance
+            Number of proposals for sampling-importance-resampling from the model's exact
+            posterior :math:`p(z \\mid x_{\\text{given}})` with the encoder as proposal (see
+            :meth:`MultimodalVAEModule.sample_model_posterior`); 0 uses the encoder's
+            posterior directly. Default: the model's ``default_importance`` times
+            ``n_samples`` (0 for product-of-experts posteriors, 4 for mixtures, whose
+            intervals are otherwise too wide in the centre).
 
         Returns
         -------
@@ -352,18 +332,10 @@ class BaseModel:
         tensors = self.tensors(mdata)
         j = self.modalities.index(modality)
         lik = self.module.likelihoods[modality]
-        n_vars = lik.n_vars
-        if batch_size is None:  # bound the decoded (n_samples, batch, ...) tensors to ~2e7 floats
-            width = n_vars * (1 + getattr(self.module.decoders[modality], "out_channels", 0))
-            batch_size = int(max(1, min(1024, 2e7 // (n_samples * width))))
-        check_int("batch_size", batch_size, minimum=1)
+        importance = self._importance(importance, n_samples)
         cat_cols = lik.categorical_columns
-        self.module.eval()
         out = {k: [] for k in ["mean", "std", *(_q_name(q) for q in qs)]}
-        for _, batch in self._batches(tensors, batch_size):
-            z = self.module.sample_posterior(batch, use.expand_as(batch["presence"]), n_samples)
-            params = self.module.decode(modality, z)
-            draws = lik.sample(params)
+        for params, draws in self._predictive(tensors, modality, use, n_samples, importance, batch_size):
             pred_mean, pred_sd = lik.mean(params).mean(0), draws.std(0)
             if cat_cols is not None and len(cat_cols):
                 pred_mean[:, cat_cols] = torch.mode(draws[:, :, cat_cols], dim=0).values
@@ -382,11 +354,116 @@ class BaseModel:
         if lik.image_shape is not None:
             result.uns["image_shape"] = list(lik.image_shape)
         result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
-                                        "n_samples": n_samples, "quantiles": qs}
+                                        "n_samples": n_samples, "quantiles": qs, "importance": importance}
         if (~tensors.presence[:, use.cpu()].any(1)).any():
             warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
                           DataWarning, stacklevel=2)
         return result
+
+    @torch.no_grad()
+    def sample_predictive(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
+                          n_samples: int = 100, importance: int | None = None,
+                          batch_size: int | None = None) -> np.ndarray:
+        """Draws from the posterior predictive distribution of ``modality``, as :meth:`impute` uses.
+
+        Parameters are those of :meth:`impute`. Score them with
+        :func:`mdlprob.metrics.crps`; mind the memory of ``n_samples * n_obs * n_vars`` floats.
+
+        Returns
+        -------
+        ``(n_samples, n_obs, n_vars)`` float32 draws on the data scale.
+        """
+        self._require_trained()
+        if modality not in self.modalities:
+            msg = f"Expected modality to be one of the registered modalities {self.modalities}, got {modality!r}."
+            raise ValueError(msg)
+        check_int("n_samples", n_samples, minimum=1)
+        tensors = self.tensors(mdata)
+        importance = self._importance(importance, n_samples)
+        chunks = [d.cpu() for _, d in self._predictive(tensors, modality, self._use_mask(given), n_samples,
+                                                       importance, batch_size)]
+        return torch.cat(chunks, dim=1).numpy()
+
+    def _importance(self, importance: int | None, n_samples: int) -> int:
+        if importance is None:
+            return self.default_importance * n_samples
+        check_int("importance", importance, minimum=0)
+        return importance
+
+    def _predictive(self, tensors: MultimodalTensors, modality: str, use: Tensor, n_samples: int,
+                    importance: int, batch_size: int | None):
+        """Per batch: decoded likelihood parameters and one predictive draw for each latent draw."""
+        lik = self.module.likelihoods[modality]
+        if batch_size is None:  # bound the decoded (n_samples, batch, ...) tensors to ~2e7 floats
+            decoded = max(n_samples, importance)
+            width = lik.n_vars * (1 + getattr(self.module.decoders[modality], "out_channels", 0))
+            if importance:
+                width = max(width, sum(self.module.likelihoods[m].n_vars for m in self.modalities))
+            batch_size = int(max(1, min(1024, 2e7 // (decoded * width))))
+        check_int("batch_size", batch_size, minimum=1)
+        self.module.eval()
+        for _, batch in self._batches(tensors, batch_size):
+            batch_use = use.expand_as(batch["presence"])
+            if importance:
+                z = self.module.sample_model_posterior(batch, batch_use, n_samples, importance)
+            else:
+                z = self.module.sample_posterior(batch, batch_use, n_samples)
+            params = self.module.decode(modality, z)
+            yield params, lik.sample(params)
+
+    @torch.no_grad()
+    def predict_outcome(self, mdata: md.MuData, *, given: Sequence[str] | None = None, n_samples: int = 100,
+                        level: float = 0.9, batch_size: int = 1024) -> pd.DataFrame:
+        """Outcome predicted by a model trained jointly with one (``setup_mudata(..., outcome=...)``).
+
+        Integrates over ``n_samples`` posterior draws of the latent variable, so an
+        observation with fewer or less informative modalities gets a wider interval.
+
+        Parameters
+        ----------
+        given
+            Modalities to condition on (default: all registered ones each observation has).
+            The outcome itself is never an input.
+        level
+            Coverage of the central intervals over the latent draws.
+
+        Returns
+        -------
+        DataFrame indexed like ``mdata.obs``. Categorical outcome: one column of predictive
+        probabilities per class (the mean over draws), ``<class>_lower``/``<class>_upper``,
+        ``predicted`` (most probable class) and ``entropy`` (nats). Survival outcome:
+        ``risk`` (higher = earlier event; the linear risk for ``coxph``, the cumulative
+        hazard over the follow-up bins for ``logistic_hazard``), ``risk_lower`` and
+        ``risk_upper``.
+        """
+        self._require_trained()
+        head = self.module.outcome
+        if head is None:
+            msg = ("This model has no outcome: register one with setup_mudata(mdata, ..., outcome={...}) before "
+                   "building the model, or fit a head on its latent (mdlprob.heads).")
+            raise ValueError(msg)
+        check_int("n_samples", n_samples, minimum=2)
+        check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+        use = self._use_mask(given)
+        tensors = self.tensors(mdata)
+        self.module.eval()
+        draws = []
+        for _, batch in self._batches(tensors, batch_size):
+            z = self.module.sample_posterior(batch, use.expand_as(batch["presence"]), n_samples)
+            draws.append((torch.softmax(head(z), -1) if head.type == "categorical" else head.risk(z)).cpu())
+        d = torch.cat(draws, dim=1).double().numpy()
+        lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        point = d.mean(0)
+        index = mdata.obs_names.copy()
+        if head.type != "categorical":
+            return pd.DataFrame({"risk": point, "risk_lower": lo, "risk_upper": hi}, index=index)
+        classes = [str(c) for c in self.registry_["outcome"]["classes"]]
+        out = pd.DataFrame(point, index=index, columns=classes)
+        for k, c in enumerate(classes):
+            out[f"{c}_lower"], out[f"{c}_upper"] = lo[:, k], hi[:, k]
+        out["predicted"] = pd.Categorical.from_codes(point.argmax(1), categories=classes)
+        out["entropy"] = -(point * np.log(np.clip(point, 1e-12, None))).sum(1)
+        return out
 
     @torch.no_grad()
     def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int = 256) -> np.ndarray:

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import LIKELIHOODS
-from ..nn import ConvDecoder, ConvEncoder, GaussianEncoder, mlp
+from ..nn import ConvDecoder, ConvEncoder, FeatureGraphEmbedding, GaussianEncoder, TiedHead, mlp
+from ._outcome import OutcomeHead
 
 
 class MultimodalVAEModule(nn.Module):
@@ -28,7 +29,8 @@ class MultimodalVAEModule(nn.Module):
     """
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]], *, n_latent: int, n_hidden: int,
-                 n_layers: int, dropout: float) -> None:
+                 n_layers: int, dropout: float, outcome: Mapping[str, Any] | None = None,
+                 feature_graph: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.modalities = list(spec)
         self.n_latent = n_latent
@@ -50,6 +52,25 @@ class MultimodalVAEModule(nn.Module):
             self.likelihoods[mod] = lik
             self.encoders[mod] = encoder
             self.decoders[mod] = decoder
+        self.outcome = None if outcome is None else OutcomeHead(outcome, n_latent=n_latent, n_hidden=n_hidden)
+        self.feature_graph = None
+        if feature_graph is not None:
+            self._tie_decoders(feature_graph, mlp(n_latent, n_hidden, n_layers, dropout=dropout), n_hidden)
+
+    def _tie_decoders(self, graph: Mapping[str, Any], trunk: nn.Module, n_hidden: int) -> None:
+        """Linked modalities share ``trunk`` and take their main head's weights from the graph embedding."""
+        linked = list(graph["modalities"])
+        sizes = [self.likelihoods[m].n_vars for m in linked]
+        edges = torch.as_tensor(graph["edges"], dtype=torch.long).reshape(-1, 2).t()
+        self.feature_graph = FeatureGraphEmbedding(sum(sizes), n_hidden, edges, torch.as_tensor(graph["sign"]),
+                                                   torch.as_tensor(graph["weight"]))
+        self.graph_weight = 1.0 / max(1, int(graph["n_obs"]))
+        start = 0
+        for mod, n in zip(linked, sizes, strict=True):
+            lik = self.likelihoods[mod]
+            setattr(lik, lik.main_head, TiedHead(self.feature_graph, start, n))
+            self.decoders[mod] = trunk
+            start += n
 
     @property
     def device(self) -> torch.device:
@@ -100,10 +121,49 @@ class MultimodalVAEModule(nn.Module):
         mean, var = self.posterior(batch, use)
         return mean + var.sqrt() * torch.randn((n_samples, *mean.shape), device=mean.device)
 
+    def sample_model_posterior(self, batch: Mapping[str, Any], use: Tensor, n_samples: int,
+                               n_proposals: int) -> Tensor:
+        r"""Draws ``(n_samples, batch, n_latent)`` from the model's posterior :math:`p(z \mid x_S)`.
+
+        Sampling-importance-resampling with the encoder's :math:`q(z \mid x_S)` as proposal:
+        ``n_proposals`` draws :math:`z_k \sim q` get weights
+        :math:`w_k \propto p(x_S \mid z_k)\, p(z) / q(z_k \mid x_S)`, from which ``n_samples`` are
+        resampled with replacement. This corrects a proposal that is too wide (mixture
+        posteriors keep weak single-modality components) or too narrow, at the cost of
+        decoding the ``given`` modalities for every proposal.
+        """
+        z = self.sample_posterior(batch, use, n_proposals)
+        log_w = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - self.posterior_log_prob(z, batch, use)
+        for j, mod in enumerate(self.modalities):
+            if bool(use[:, j].any()):
+                log_w = log_w + torch.where(use[:, j], self.recon_log_prob(mod, j, z, batch), log_w.new_zeros(()))
+        idx = torch.multinomial(torch.softmax(log_w, 0).t(), n_samples, replacement=True).t()
+        return z.gather(0, idx.unsqueeze(-1).expand(n_samples, *z.shape[1:]))
+
     def posterior_log_prob(self, z: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:
         """Log-density of ``z`` ``(n_samples, batch, n_latent)`` under q(z | ``use``): ``(n_samples, batch)``."""
         mean, var = self.posterior(batch, use)
         return torch.distributions.Normal(mean, var.sqrt()).log_prob(z).sum(-1)
+
+    def objective(self, batch: Mapping[str, Any], *, kl_weight: float = 1.0) -> Tensor:
+        r"""The training loss: :meth:`loss`, plus the feature graph's and the outcome's terms if any.
+
+        With a feature guidance graph, its negative ELBO (edge reconstruction and KL of the
+        feature embeddings, see :class:`~mdlprob.nn.FeatureGraphEmbedding`) enters divided
+        by the number of training observations, so an epoch counts it about once.
+
+        With an outcome, :math:`-\alpha\,\mathbb{E}_{q(z \mid x_{M_i})}[\log p(y_i \mid z)]` is
+        added for each labelled observation (one reparameterised draw from the posterior of
+        every modality it has; :math:`\alpha` = the outcome's ``weight``).
+        """
+        loss = self.loss(batch, kl_weight=kl_weight)
+        if self.feature_graph is not None:
+            loss = loss + self.graph_weight * self.feature_graph.loss()
+        if self.outcome is None:
+            return loss
+        presence = batch["presence"]
+        z = self.sample_posterior(batch, presence, 1)[0]
+        return loss - self.outcome.weight * self.outcome.log_prob(z, batch["outcome"]).sum() / presence.shape[0]
 
     def loss(self, batch: Mapping[str, Any], *, kl_weight: float = 1.0) -> Tensor:  # pragma: no cover
         """Negative ELBO averaged over the observations of ``batch``."""

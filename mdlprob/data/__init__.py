@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._feature_graph import link_features_by_name
 from ._graph import GraphTensors, MaskedEmbedding, build_sample_graph
 from ._mudata import hide_modality, make_mudata
 from ._setup import get_registry, presence_mask, setup_mudata
@@ -15,6 +16,7 @@ __all__ = [
     "build_sample_graph",
     "get_registry",
     "hide_modality",
+    "link_features_by_name",
     "make_mudata",
     "presence_mask",
     "setup_mudata",

@@ -13,6 +13,8 @@ import scipy.sparse as sp
 
 from ..distributions import LIKELIHOODS
 from ..exceptions import DataWarning, RegistrationError
+from ._feature_graph import check_feature_graph
+from ._outcome import check_outcome
 from ._table import COLUMN_TYPES, TYPE_KEY
 
 REGISTRY_KEY = "mdlprob"
@@ -30,6 +32,8 @@ def setup_mudata(
     layer: Mapping[str, str] | None = None,
     mask_key: str | None = None,
     column_types: Mapping[str, Mapping[str, str]] | None = None,
+    outcome: Mapping[str, Any] | None = None,
+    feature_graph: Any = None,
 ) -> None:
     """Register modalities, their likelihoods and where presence comes from.
 
@@ -42,7 +46,8 @@ def setup_mudata(
         maps: an observation absent from ``mdata.mod[m]`` (outer join) lacks modality ``m``.
     likelihoods
         Modality name to likelihood: ``nb``, ``zinb``, ``poisson`` (counts), ``gaussian``
-        (continuous), ``bernoulli`` (binary), ``mixed`` (a table of gaussian / bernoulli /
+        (continuous, per-feature scale), ``gaussian_global`` (one scale for all features,
+        e.g. pixels), ``bernoulli`` (binary), ``mixed`` (a table of gaussian / bernoulli /
         categorical columns), ``laplace`` (continuous, heavy-tailed), ``beta`` (intensities
         in (0, 1)). Only these modalities are used by a model. A modality whose ``uns`` has
         ``"image_shape": (C, H, W)`` holds images flattened channel-first in ``X``
@@ -58,6 +63,22 @@ def setup_mudata(
         types, which are otherwise read from ``var["mdlprob_type"]`` (written by
         :func:`table_to_anndata`) or inferred from the values: only 0/1 → ``bernoulli``;
         non-negative integers with 3 to 10 distinct values → ``categorical``; else ``gaussian``.
+    outcome
+        An outcome to train jointly with the modalities (semi-supervised): a label
+        ``{"key": "subtype", "type": "categorical"}`` or a right-censored survival time
+        ``{"time_key": "time", "event_key": "event", "type": "coxph" | "logistic_hazard"}``
+        (``n_bins`` for ``logistic_hazard``, default 10), read from ``mdata.obs``, optional
+        ``"weight"`` multiplying its log-likelihood (default 1). Observations whose outcome
+        is NaN / None are unlabelled and still train the rest of the model. The outcome is
+        decoded from the latent but never encoded, so predictions involve no leak.
+    feature_graph
+        Links between features of different modalities (gene ↔ protein, gene ↔ CNV),
+        as a networkx graph or an edge list (DataFrame with ``source``, ``target`` and
+        optional ``sign`` (±1), ``weight``; or ``(source, target[, sign[, weight]])``
+        tuples); nodes are ``(modality, feature)`` pairs or feature names unique across
+        modalities. :func:`link_features_by_name` builds one from matching names. Models
+        then tie the decoders of the linked modalities through variational feature
+        embeddings (:class:`~mdlprob.nn.FeatureGraphEmbedding`).
 
     Raises
     ------
@@ -95,7 +116,7 @@ def setup_mudata(
         if extra:
             msg = f"{name} names modalities that are not in likelihoods: {sorted(extra)}. Registered: {list(likelihoods)}."
             raise KeyError(msg)
-    registry: dict[str, Any] = {"modalities": {}, "mask_key": mask_key or ""}
+    registry: dict[str, Any] = {"modalities": {}, "mask_key": mask_key or "", "order": [str(m) for m in likelihoods]}
     for mod, lik in likelihoods.items():
         if lik not in LIKELIHOODS:
             msg = f"Unknown likelihood {lik!r} for modality {mod!r}; expected one of {sorted(LIKELIHOODS)}."
@@ -130,6 +151,15 @@ def setup_mudata(
             f"(e.g. {names}). Remove them, e.g. mdata = mdata[mdata_mask].copy(), or register more modalities."
         )
         raise ValueError(msg)
+    if outcome is not None:
+        registry["outcome"] = check_outcome(mdata, outcome)
+    if feature_graph is not None:
+        registry["feature_graph"] = check_feature_graph(mdata, feature_graph, list(likelihoods))
+        for mod in {e[0] for e in registry["feature_graph"]["edges"]} | {e[2] for e in registry["feature_graph"]["edges"]}:
+            entry = registry["modalities"][mod]
+            if entry["likelihood"] == "mixed" or IMAGE_SHAPE_KEY in entry:
+                msg = f"feature_graph links modality {mod!r}, but only vector modalities with a single-family likelihood can be linked (not mixed tables or images)."
+                raise ValueError(msg)
     mdata.uns[REGISTRY_KEY] = registry
 
 
@@ -145,7 +175,11 @@ def get_registry(mdata: md.MuData) -> dict[str, Any]:
     if reg is None:
         msg = "These data are not registered: call mdlprob.data.setup_mudata(mdata, likelihoods={...}) first."
         raise RegistrationError(msg)
-    return _to_builtin(reg)
+    reg = _to_builtin(reg)
+    order = reg.get("order")
+    if order:  # an h5mu round trip sorts dict keys; the registry keeps the user's modality order
+        reg["modalities"] = {m: reg["modalities"][m] for m in order}
+    return reg
 
 
 def get_matrix(adata, layer: str | None, mod: str):

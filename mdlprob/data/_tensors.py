@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 
 from ..exceptions import RegistrationError
+from ._backed import BackedTensors, backed_tensors, streamed_loc_scale
+from ._outcome import outcome_arrays
 from ._setup import get_matrix, presence_mask
 
 logger = logging.getLogger(__name__)
@@ -33,11 +35,15 @@ class MultimodalTensors:
         modality has no NaN.
     presence
         Bool ``(n_obs, n_modalities)`` in registry order.
+    outcome
+        With an outcome registered (``setup_mudata(..., outcome=...)``): ``present`` plus
+        ``label`` or ``time``/``event`` (/``bin``), one entry per observation; else ``None``.
     """
 
     x: dict[str, Tensor]
     observed: dict[str, Tensor | None]
     presence: Tensor
+    outcome: dict[str, Tensor] | None = None
 
     @property
     def n_obs(self) -> int:
@@ -49,7 +55,8 @@ class MultimodalTensors:
 
     @property
     def nbytes(self) -> int:
-        tensors = [self.presence, *self.x.values(), *(v for v in self.observed.values() if v is not None)]
+        tensors = [self.presence, *self.x.values(), *(v for v in self.observed.values() if v is not None),
+                   *(self.outcome or {}).values()]
         return sum(t.element_size() * t.numel() for t in tensors)
 
     def pin_memory(self) -> MultimodalTensors:
@@ -58,6 +65,7 @@ class MultimodalTensors:
             {k: v.pin_memory() for k, v in self.x.items()},
             {k: None if v is None else v.pin_memory() for k, v in self.observed.items()},
             self.presence.pin_memory(),
+            None if self.outcome is None else {k: v.pin_memory() for k, v in self.outcome.items()},
         )
 
     def to(self, device: torch.device | str) -> MultimodalTensors:
@@ -65,6 +73,7 @@ class MultimodalTensors:
             {k: v.to(device) for k, v in self.x.items()},
             {k: None if v is None else v.to(device) for k, v in self.observed.items()},
             self.presence.to(device),
+            None if self.outcome is None else {k: v.to(device) for k, v in self.outcome.items()},
         )
 
     def batch(self, idx: Tensor, device: torch.device | None = None) -> dict[str, Any]:
@@ -75,19 +84,24 @@ class MultimodalTensors:
             rows = t.index_select(0, idx)
             return rows if device is None or rows.device == device else rows.to(device, non_blocking=True)
 
-        return {
+        out = {
             "x": {k: take(v) for k, v in self.x.items()},
             "observed": {k: None if v is None else take(v) for k, v in self.observed.items()},
             "presence": take(self.presence),
         }
+        if self.outcome is not None:
+            out["outcome"] = {k: take(v) for k, v in self.outcome.items()}
+        return out
 
 
 def place(tensors: MultimodalTensors, device: torch.device, *, max_fraction: float = 0.5) -> MultimodalTensors:
     """Move the data to ``device`` when they fit; on a GPU too small, keep them in pinned host memory.
 
     Data resident on the device avoid a host-to-device copy per batch; they "fit" when they
-    take at most ``max_fraction`` of the GPU's free memory.
+    take at most ``max_fraction`` of the GPU's free memory. Backed data stay on disk.
     """
+    if isinstance(tensors, BackedTensors):
+        return tensors
     if device.type != "cuda":
         return tensors.to(device)
     free, _ = torch.cuda.mem_get_info(device)
@@ -103,8 +117,12 @@ def tensors_from_mudata(
     registry: Mapping[str, Any],
     *,
     var_names: Mapping[str, Sequence[str]] | None = None,
-) -> MultimodalTensors:
+) -> MultimodalTensors | BackedTensors:
     """Build :class:`MultimodalTensors` from ``mdata`` following ``registry``.
+
+    A MuData opened with ``mudata.read_h5mu(path, backed="r")`` gives
+    :class:`~mdlprob.data._backed.BackedTensors` instead: values stay on disk and are read
+    in chunks (out-of-core training).
 
     Parameters
     ----------
@@ -114,19 +132,24 @@ def tensors_from_mudata(
         ``mdata.mod`` at all counts as absent for every observation.
     """
     presence = presence_mask(mdata, registry)
+    for mod in registry["modalities"]:
+        adata = mdata.mod[mod] if mod in mdata.mod else None
+        if adata is not None and var_names is not None and list(adata.var_names) != list(var_names[mod]):
+            msg = (
+                f"Modality {mod!r} has features that differ from those the model was trained on "
+                f"({adata.n_vars} vs {len(var_names[mod])} features, or a different order). "
+                f"Subset/reorder it: mdata.mod[{mod!r}] = mdata.mod[{mod!r}][:, model_var_names]."
+            )
+            raise RegistrationError(msg)
+    outcome = outcome_arrays(mdata, registry["outcome"]) if "outcome" in registry else None
+    if mdata.isbacked:
+        return backed_tensors(mdata, registry, presence, outcome)
     x, observed = {}, {}
     for j, (mod, entry) in enumerate(registry["modalities"].items()):
         n_vars = int(entry["n_vars"])
         dense = np.zeros((mdata.n_obs, n_vars), dtype=np.float32)
         if mod in mdata.mod:
             adata = mdata.mod[mod]
-            if var_names is not None and list(adata.var_names) != list(var_names[mod]):
-                msg = (
-                    f"Modality {mod!r} has features that differ from those the model was trained on "
-                    f"({adata.n_vars} vs {len(var_names[mod])} features, or a different order). "
-                    f"Subset/reorder it: mdata.mod[{mod!r}] = mdata.mod[{mod!r}][:, model_var_names]."
-                )
-                raise RegistrationError(msg)
             X = get_matrix(adata, entry.get("layer") or None, mod)
             rows = np.asarray(mdata.obsmap[mod]).astype(np.int64) - 1
             keep = presence[:, j]
@@ -140,11 +163,22 @@ def tensors_from_mudata(
         else:
             observed[mod] = None
         x[mod] = torch.from_numpy(dense)
-    return MultimodalTensors(x, observed, torch.from_numpy(presence))
+    outcome = None if outcome is None else {k: torch.from_numpy(v) for k, v in outcome.items()}
+    return MultimodalTensors(x, observed, torch.from_numpy(presence), outcome)
 
 
-def training_values(tensors: MultimodalTensors, mod: str, j: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """Values of modality ``mod`` (column ``j`` of presence) over present rows, NaN where missing."""
+def training_values(tensors: MultimodalTensors | BackedTensors, mod: str, j: int,
+                    rows: np.ndarray | None = None) -> np.ndarray:
+    """Values of modality ``mod`` (column ``j`` of presence) over present rows, NaN where missing.
+
+    For backed data (``rows`` must be ``None``): a uniform sample of present rows, bounded
+    in memory; :func:`set_training_stats` then makes the normalisation statistics exact.
+    """
+    if isinstance(tensors, BackedTensors):
+        if rows is not None:
+            msg = "training_values of backed data takes no rows subset."
+            raise ValueError(msg)
+        return tensors.stats_sample(mod)
     present = tensors.presence[:, j].numpy()
     if rows is not None:
         sel = np.zeros_like(present)
@@ -155,3 +189,23 @@ def training_values(tensors: MultimodalTensors, mod: str, j: int, rows: np.ndarr
     if obs is not None:
         vals[~obs.numpy()[present]] = np.nan
     return vals
+
+
+def set_training_stats(likelihoods: Mapping[str, torch.nn.Module], tensors: MultimodalTensors | BackedTensors) -> None:
+    """Call every likelihood's ``set_stats`` on its modality's training values.
+
+    In memory, on all present rows. Backed, in bounded memory: ``set_stats`` on a uniform
+    row sample (initial head biases), then the normalisation buffers ``in_loc``/``in_scale``
+    replaced by their exact values, streamed over every present row chunk by chunk.
+    """
+    for j, mod in enumerate(likelihoods):
+        lik = likelihoods[mod]
+        lik.set_stats(training_values(tensors, mod, j))
+        if isinstance(tensors, BackedTensors):
+            chunks = tensors.modality_values(mod, j, chunk_size=tensors.default_chunk_size())
+            loc, scale = streamed_loc_scale(lik, chunks)
+            with torch.no_grad():
+                lik.in_loc.copy_(loc)
+                lik.in_scale.copy_(scale)
+    if isinstance(tensors, BackedTensors):
+        tensors.stats_streamed = True

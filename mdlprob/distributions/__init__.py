@@ -6,6 +6,7 @@ from ._base import Likelihood
 from ._bernoulli import Bernoulli
 from ._beta import Beta
 from ._gaussian import Gaussian
+from ._gaussian_global import GaussianGlobal
 from ._laplace import Laplace
 from ._mixed import Mixed
 from ._negative_binomial import NegativeBinomial
@@ -15,7 +16,7 @@ from ._zinb import ZeroInflatedNegativeBinomial
 #: Likelihood classes by the name used in ``setup_mudata(likelihoods=...)``.
 LIKELIHOODS: dict[str, type[Likelihood]] = {
     cls.name: cls for cls in (
-        NegativeBinomial, ZeroInflatedNegativeBinomial, Poisson, Gaussian, Bernoulli, Mixed, Laplace, Beta,
+        NegativeBinomial, ZeroInflatedNegativeBinomial, Poisson, Gaussian, GaussianGlobal, Bernoulli, Mixed, Laplace, Beta,
     )
 }
 
@@ -24,6 +25,7 @@ __all__ = [
     "Bernoulli",
     "Beta",
     "Gaussian",
+    "GaussianGlobal",
     "Laplace",
     "Likelihood",
     "Mixed",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ._conv import ConvDecoder, ConvEncoder, ResidualBlock
 from ._experts import product_of_experts
+from ._feature_graph import FeatureGraphEmbedding, TiedHead
 from ._graph import GraphGaussianEncoder
 from ._mlp import GaussianEncoder, mlp
 
-__all__ = ["ConvDecoder", "ConvEncoder", "GaussianEncoder", "GraphGaussianEncoder", "ResidualBlock", "mlp", "product_of_experts"]
+__all__ = ["ConvDecoder", "ConvEncoder", "FeatureGraphEmbedding", "GaussianEncoder", "GraphGaussianEncoder", "ResidualBlock", "TiedHead", "mlp", "product_of_experts"]

@@ -38,6 +38,7 @@ def test_registry_is_json_and_survives_h5mu_round_trip(mdata, tmp_path):
     path = tmp_path / "d.h5mu"
     mdata.write(path)
     assert get_registry(md.read_h5mu(path)) == reg
+    assert list(get_registry(md.read_h5mu(path))["modalities"]) == list(reg["modalities"]) == reg["order"]
 
 
 def test_presence_comes_from_the_outer_join():

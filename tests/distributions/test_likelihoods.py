@@ -93,3 +93,14 @@ def test_mixed_table_without_categorical_columns_samples():
     params = lik(torch.randn(5, 2, 8))
     draws = lik.sample(params)
     assert draws.shape == (5, 2, 3) and set(draws[..., 1].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_gaussian_global_shares_one_scale_across_features():
+    lik = LIKELIHOODS["gaussian_global"](4, 8, image_shape=None)
+    x = np.random.default_rng(0).normal(size=(50, 4)) * np.array([1.0, 2.0, 3.0, 4.0])
+    lik.set_stats(x)
+    params = lik(torch.randn(3, 8))
+    assert params["log_scale"].shape == (4,) and torch.unique(params["log_scale"]).numel() == 1
+    assert float(params["log_scale"][0].detach().exp()) == pytest.approx(0.5 * np.std(x, 0).mean(), rel=1e-4)
+    torch.testing.assert_close(lik.log_prob(params, torch.zeros(3, 4)),
+                               torch.distributions.Normal(params["loc"], params["log_scale"].exp()).log_prob(torch.zeros(3, 4)))

@@ -1,0 +1,115 @@
+"""Feature guidance graphs: links between features of different modalities tie their decoders."""
+
+from __future__ import annotations
+
+import anndata as ad
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import mdlprob
+from mdlprob.data import link_features_by_name, make_mudata, setup_mudata
+from mdlprob.nn import FeatureGraphEmbedding, TiedHead
+from mdlprob.testing import check_model
+
+LIKELIHOODS = {"rna": "nb", "protein": "nb"}
+
+
+def _linked(n_obs=120, n_genes=30, n_prot=8, *, missing=0.3, seed=0):
+    """Protein p shares gene p's loadings (plus noise): the link carries signal."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n_obs, 4))
+    W = rng.normal(size=(4, n_genes)) * 0.5
+    V = W[:, :n_prot] + 0.05 * rng.normal(size=(4, n_prot))
+    names = [f"c{i}" for i in range(n_obs)]
+    rna = ad.AnnData(rng.poisson(np.exp(1.0 + z @ W)).astype(np.float32))
+    rna.obs_names, rna.var_names = names, [f"G{g}" for g in range(n_genes)]
+    prot = ad.AnnData(rng.poisson(np.exp(3.0 + z @ V)).astype(np.float32))
+    prot.obs_names, prot.var_names = names, [f"G{p}_ADT" for p in range(n_prot)]
+    keep = rng.random(n_obs) > missing
+    return make_mudata({"rna": rna, "protein": prot[keep].copy()}, obs_order=names)
+
+
+def test_links_by_name_normalise_suffixes_and_take_a_mapping():
+    mdata = _linked()
+    edges = link_features_by_name(mdata, "rna", "protein")
+    assert len(edges) == 8
+    assert edges.iloc[0]["source"] == ("rna", "G0") and edges.iloc[0]["target"] == ("protein", "G0_ADT")
+    extra = link_features_by_name(mdata, "rna", "protein", mapping={"G1_ADT": "G20"})
+    assert (("rna", "G20"), ("protein", "G1_ADT")) in set(zip(extra["source"], extra["target"], strict=True))
+    with pytest.raises(KeyError, match="not a feature of modality 'rna'"):
+        link_features_by_name(mdata, "rna", "protein", mapping={"G1_ADT": "nope"})
+
+
+@pytest.mark.parametrize("as_type", ["networkx", "dataframe", "tuples"])
+def test_setup_accepts_graphs_edge_lists_and_tuples(as_type):
+    mdata = _linked()
+    pairs = [(("rna", f"G{p}"), ("protein", f"G{p}_ADT")) for p in range(8)]
+    if as_type == "networkx":
+        graph = nx.Graph()
+        graph.add_edges_from(pairs, sign=1, weight=2.0)
+    elif as_type == "dataframe":
+        graph = pd.DataFrame({"source": [a for a, _ in pairs], "target": [b for _, b in pairs], "weight": 2.0})
+    else:
+        graph = [(f"G{p}", f"G{p}_ADT", 1, 2.0) for p in range(8)]  # unique names need no modality
+    setup_mudata(mdata, likelihoods=LIKELIHOODS, feature_graph=graph)
+    edges = mdata.uns["mdlprob"]["feature_graph"]["edges"]
+    assert len(edges) == 8 and {tuple(e[4:]) for e in edges} == {(1, 2.0)}
+
+
+@pytest.mark.parametrize(("graph", "exc", "match"), [
+    ([("G0", "nope")], KeyError, "ambiguous or unknown"),
+    ([(("rna", "G0"), ("adt", "G0_ADT"))], KeyError, "not registered"),
+    ([("G0", "G0_ADT", 0)], ValueError, "sign"),
+    ([("G0", "G0_ADT", 1, -1.0)], ValueError, "weight"),
+    ([("G0", "G0")], ValueError, "no edge"),
+    ("G0-G0_ADT", TypeError, "networkx graph"),
+])
+def test_bad_graphs_are_rejected(graph, exc, match):
+    with pytest.raises(exc, match=match):
+        setup_mudata(_linked(), likelihoods=LIKELIHOODS, feature_graph=graph)
+
+
+def test_mixed_tables_cannot_be_linked():
+    mdata = mdlprob.datasets.synthetic(60, n_vars={"rna": 10, "protein": 5})
+    with pytest.raises(ValueError, match="single-family likelihood"):
+        setup_mudata(mdata, likelihoods={"rna": "nb", "clinical": "mixed"}, feature_graph=[(("rna", "gene0"), ("clinical", "age"))])
+
+
+def test_linked_decoders_share_a_trunk_and_graph_weights():
+    mdata = _linked()
+    setup_mudata(mdata, likelihoods=LIKELIHOODS, feature_graph=link_features_by_name(mdata, "rna", "protein"))
+    module = mdlprob.models.PoEVAE(mdata, n_latent=4, n_hidden=16).module
+    assert module.decoders["rna"] is module.decoders["protein"]
+    assert isinstance(module.likelihoods["protein"].mu_head, TiedHead)
+    module.eval()
+    v = module.feature_graph.mean()
+    h = torch.randn(3, 16)
+    head = module.likelihoods["protein"].mu_head
+    torch.testing.assert_close(head(h), h @ v[30:].t() + head.bias)
+
+
+def test_graph_loss_aligns_linked_embeddings_by_sign():
+    torch.manual_seed(0)
+    n, pairs = 40, torch.arange(0, 20, 2)
+    edges = torch.stack([pairs, pairs + 1])
+    sign = torch.tensor([1.0, -1.0]).repeat(5)
+    graph = FeatureGraphEmbedding(n, 8, edges, sign, torch.ones(10))
+    opt = torch.optim.Adam(graph.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        (-graph.edge_log_lik()).backward()
+        opt.step()
+    v = torch.nn.functional.normalize(graph.mean(), dim=-1)
+    cos = (v[pairs] * v[pairs + 1]).sum(-1)
+    assert (cos[sign > 0] > 0.5).all() and (cos[sign < 0] < -0.5).all(), cos
+    assert graph.temperature > 0.5  # links that can be honoured raise the temperature
+
+
+def test_feature_graph_models_pass_the_contract():
+    mdata = _linked()
+    setup_mudata(mdata, likelihoods=LIKELIHOODS, feature_graph=link_features_by_name(mdata, "rna", "protein"))
+    check_model(mdlprob.models.PoEVAE, mdata, n_latent=3, n_hidden=16)
+    check_model(mdlprob.models.MoPoEVAE, mdata, n_latent=3, n_hidden=16)
