@@ -35,6 +35,7 @@ def synthetic(
     nan_rate: float = 0.05,
     seed: int = 0,
     graph: Literal["grid", "ring", "clusters"] | None = None,
+    feature_links: bool = False,
 ) -> md.MuData:
     r"""Counts, proteins and a clinical table generated from one known latent variable.
 
@@ -75,6 +76,14 @@ def synthetic(
         Writes the true adjacency to ``obsp["graph_true"]`` and a copy with randomly
         relabelled nodes (same degrees, no signal) to ``obsp["graph_shuffled"]``. Without a
         graph, the outputs are exactly those of earlier versions.
+    feature_links
+        Make protein ``prot{p}`` the product of gene ``gene{p}``: its loadings are the
+        gene's (scaled by 0.8, plus noise of sd 0.05), so a feature guidance graph carries
+        signal. Writes the links as ``uns["feature_links"]``, pairs ``[gene, protein]``
+        (pass them as ``setup_mudata(..., feature_graph=mdata.uns["feature_links"])``),
+        and a shuffled copy with no signal as ``uns["feature_links_shuffled"]``. Needs
+        ``rna`` and ``protein`` with at least as many genes as proteins. Without it, the
+        outputs are exactly those of earlier versions.
 
     Returns
     -------
@@ -95,10 +104,16 @@ def synthetic(
         if m not in mods or not 0.0 <= rate < 1.0:
             msg = f"missing[{m!r}] must name one of {mods} with a rate in [0, 1), got {rate!r}."
             raise ValueError(msg)
+    if feature_links and not ({"rna", "protein"} <= set(mods)):
+        msg = f"feature_links=True links rna genes to proteins; modalities must include both, got {mods}."
+        raise ValueError(msg)
     if graph is not None and graph not in GRAPHS:
         msg = f"Expected graph to be None or one of {GRAPHS}, got {graph!r}."
         raise ValueError(msg)
     sizes = {**DEFAULT_N_VARS, **dict(n_vars or {})}
+    if feature_links and sizes["rna"] < sizes["protein"]:
+        msg = f"feature_links=True needs at least as many genes as proteins, got n_vars={sizes}."
+        raise ValueError(msg)
     rng = np.random.default_rng(seed)
     n = int(n_obs)
     z = rng.standard_normal((n, n_latent)).astype(np.float32)
@@ -108,9 +123,13 @@ def synthetic(
         z = _smooth(z, adj)
     truth, adatas = {}, {}
     for m in mods:
-        values, mean, var = _GENERATORS[m](z, sizes.get(m, 0), rng)
+        values, mean, var, loadings = _GENERATORS[m](z, sizes.get(m, 0), rng)
         truth[m] = {"values": values, "mean": mean}
         adatas[m] = var
+        if m == "rna":
+            gene_loadings = loadings
+    if feature_links:
+        truth["protein"] = _linked_protein(z, gene_loadings, sizes["protein"], np.random.default_rng([seed, 2]))
     present = _presence(n, mods, missing, rng)
     obs_names = pd.Index([f"obs{i}" for i in range(n)])
     mod_data = {}
@@ -124,6 +143,11 @@ def synthetic(
     mdata.obs["label"], mdata.obs["time"], mdata.obs["event"] = _outcomes(z, rng)
     mdata.obsm["z_true"] = z
     mdata.uns["truth"] = truth
+    if feature_links:
+        links = [[f"gene{p}", f"prot{p}"] for p in range(sizes["protein"])]
+        genes = np.random.default_rng([seed, 3]).permutation(sizes["rna"])[: sizes["protein"]]
+        mdata.uns["feature_links"] = links
+        mdata.uns["feature_links_shuffled"] = [[f"gene{g}", f"prot{p}"] for p, g in enumerate(genes)]
     if graph is not None:
         perm = grng.permutation(n)
         mdata.obsp["graph_true"] = adj
@@ -167,25 +191,33 @@ def _presence(n: int, mods: list[str], missing: Mapping[str, float], rng: np.ran
     return present
 
 
-def _counts(z, n_vars, rng, *, base, spread, log_theta, library_sd):
+def _counts(z, n_vars, rng, *, base, spread, log_theta, library_sd, W=None):
     k = z.shape[1]
-    W = (rng.standard_normal((k, n_vars)) * spread * (rng.random((k, n_vars)) < 0.5)).astype(np.float32)
+    if W is None:
+        W = (rng.standard_normal((k, n_vars)) * spread * (rng.random((k, n_vars)) < 0.5)).astype(np.float32)
     b = (base + 0.5 * rng.standard_normal(n_vars)).astype(np.float32)
     lib = (library_sd * rng.standard_normal((z.shape[0], 1))).astype(np.float32)
     mean = np.exp(np.clip(z @ W + b + lib, None, 12.0)).astype(np.float32)
     theta = np.exp(log_theta + 0.3 * rng.standard_normal(n_vars)).astype(np.float32)
     values = rng.poisson(rng.gamma(theta, mean / theta)).astype(np.float32)
-    return values, mean
+    return values, mean, W
 
 
 def _rna(z, n_vars, rng):
-    values, mean = _counts(z, n_vars, rng, base=1.0, spread=0.6, log_theta=1.5, library_sd=0.2)
-    return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"gene{g}" for g in range(n_vars)]))
+    values, mean, W = _counts(z, n_vars, rng, base=1.0, spread=0.6, log_theta=1.5, library_sd=0.2)
+    return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"gene{g}" for g in range(n_vars)])), W
 
 
 def _protein(z, n_vars, rng):
-    values, mean = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1)
-    return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"prot{p}" for p in range(n_vars)]))
+    values, mean, W = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1)
+    return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"prot{p}" for p in range(n_vars)])), W
+
+
+def _linked_protein(z, gene_loadings, n_vars, rng) -> dict:
+    """Protein p with gene p's loadings (scaled, plus noise): what a feature link asserts."""
+    W = (0.8 * gene_loadings[:, :n_vars] + 0.05 * rng.standard_normal((z.shape[1], n_vars))).astype(np.float32)
+    values, mean, _ = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1, W=W)
+    return {"values": values, "mean": mean}
 
 
 def _clinical(z, _n_vars, rng):
@@ -204,7 +236,7 @@ def _clinical(z, _n_vars, rng):
     values = np.column_stack([gauss, binary, site]).astype(np.float32)
     mean = np.column_stack([gauss_mean, p, site_p.argmax(1)]).astype(np.float32)
     var = pd.DataFrame({TYPE_KEY: list(CLINICAL_COLUMNS.values())}, index=list(CLINICAL_COLUMNS))
-    return values, mean, ad.AnnData(var=var, uns={"categories": {"site": [f"site{i}" for i in range(_N_SITES)]}})
+    return values, mean, ad.AnnData(var=var, uns={"categories": {"site": [f"site{i}" for i in range(_N_SITES)]}}), None
 
 
 def _outcomes(z, rng):

@@ -113,3 +113,35 @@ def test_feature_graph_models_pass_the_contract():
     setup_mudata(mdata, likelihoods=LIKELIHOODS, feature_graph=link_features_by_name(mdata, "rna", "protein"))
     check_model(mdlprob.models.PoEVAE, mdata, n_latent=3, n_hidden=16)
     check_model(mdlprob.models.MoPoEVAE, mdata, n_latent=3, n_hidden=16)
+
+
+def test_synthetic_feature_links_carry_the_gene_loadings():
+    mdata = mdlprob.datasets.synthetic(100, n_vars={"rna": 40, "protein": 10}, feature_links=True)
+    assert mdata.uns["feature_links"][3] == ["gene3", "prot3"]
+    setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb"}, feature_graph=mdata.uns["feature_links"])
+    assert len(mdata.uns["mdlprob"]["feature_graph"]["edges"]) == 10
+    with pytest.raises(ValueError, match="at least as many genes"):
+        mdlprob.datasets.synthetic(50, n_vars={"rna": 5, "protein": 10}, feature_links=True)
+
+
+def _imputation_r(mdata, graph_key):
+    kw = {} if graph_key is None else {"feature_graph": mdata.uns[graph_key]}
+    setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb"}, **kw)
+    mdlprob.settings.seed = 0
+    model = mdlprob.models.PoEVAE(mdata, n_latent=8, n_hidden=64)
+    model.train(max_epochs=200, batch_size=128, lr=3e-3, progress_bar=False)
+    imp = model.impute(mdata, "protein", given=["rna"], n_samples=50)
+    values, hidden = mdlprob.datasets.hidden_truth(mdata, "protein")
+    rows = hidden.all(1)
+    return float(np.nanmean(mdlprob.metrics.pearson_per_feature(np.log1p(values[rows]), np.log1p(imp.layers["mean"][rows]))))
+
+
+@pytest.mark.slow
+def test_feature_graph_helps_at_high_missingness_and_a_shuffled_graph_does_not_hurt():
+    """Protein absent for 80% of 400 cells. Measured: the gain comes from the linked modalities'
+    shared decoder trunk; true and shuffled links score alike (see the issue 6 closing note)."""
+    mdata = mdlprob.datasets.synthetic(400, modalities=("rna", "protein"), n_vars={"rna": 100, "protein": 30},
+                                       missing={"protein": 0.8}, feature_links=True)
+    none, linked, shuffled = (_imputation_r(mdata.copy(), key) for key in (None, "feature_links", "feature_links_shuffled"))
+    assert linked > none + 0.01, (none, linked, shuffled)
+    assert shuffled > none - 0.02, (none, linked, shuffled)
