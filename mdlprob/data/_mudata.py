@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import anndata as ad
@@ -26,8 +27,9 @@ def make_mudata(mods: Mapping[str, ad.AnnData], *, obs_order: Sequence[str] | No
 def hide_modality(mdata: md.MuData, modality: str, hide: np.ndarray) -> md.MuData:
     """A copy of ``mdata`` in which the observations flagged by ``hide`` lack ``modality``.
 
-    The global observations, their order and ``obs`` columns are kept; other modalities and
-    the input are left untouched. Use it to mask a modality for scoring imputation.
+    The global observations, their order, ``obs`` columns, ``obsm``, ``obsp`` and ``uns``
+    (copies; e.g. the registry and a synthetic data set's truth) are kept; other modalities
+    and the input are left untouched. Use it to mask a modality for scoring imputation.
 
     Parameters
     ----------
@@ -58,4 +60,9 @@ def hide_modality(mdata: md.MuData, modality: str, hide: np.ndarray) -> md.MuDat
     out = make_mudata(mods, obs_order=mdata.obs_names)
     for col in mdata.obs.columns:
         out.obs[col] = mdata.obs[col].to_numpy()
+    for key, value in mdata.obsm.items():
+        out.obsm[key] = value.copy()
+    for key, value in mdata.obsp.items():
+        out.obsp[key] = value.copy()
+    out.uns.update(copy.deepcopy(dict(mdata.uns)))
     return out

@@ -192,6 +192,11 @@ def test_hide_modality_removes_rows_and_keeps_everything_else():
     assert hidden.mod["rna"].obs_names.tolist() == ["a", "b"]
     assert hidden.obs["label"].tolist() == ["x", "y", "z", "w"]
     assert m.mod["rna"].n_obs == 3  # input untouched
+    m.uns["note"] = {"k": [1, 2]}
+    m.obsm["z"] = np.arange(8.0).reshape(4, 2)
+    again = mdlprob.data.hide_modality(m, "rna", np.array([False, False, True, False]))
+    assert again.uns["note"] == {"k": [1, 2]} and again.uns["note"] is not m.uns["note"]
+    np.testing.assert_array_equal(again.obsm["z"], m.obsm["z"])
     with pytest.raises(ValueError, match="no modality at all.*'a'"):
         mdlprob.data.hide_modality(m, "rna", np.array([True, False, False, False]))
     with pytest.raises(ValueError, match="boolean array of shape"):
