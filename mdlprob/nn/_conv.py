@@ -10,6 +10,9 @@ from torch import Tensor, nn
 
 #: Spatial side of the coarsest feature map; images are downsampled by 2 until they reach it.
 _MIN_SIDE = 8
+#: The encoder's coarsest map is pooled to this side and flattened, keeping where things are
+#: (a global average would keep only what is there, and position carries anatomy).
+_POOLED = 4
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -45,8 +48,9 @@ class ConvEncoder(nn.Module):
     """Image → mean and log-variance of a Gaussian expert.
 
     A stem convolution, then per stage a stride-2 convolution and a residual block until
-    the side is about 8 pixels (no residual block at full resolution, where it costs most), global average pooling and a linear map to
-    ``2 * n_latent``. The input is the likelihood's flattened encoder input, reshaped to
+    the side is about 8 pixels (no residual block at full resolution, where it costs most),
+    average pooling to a 4x4 grid that keeps where things are (a global average would keep
+    only what is there) and a linear map to ``2 * n_latent``. The input is the likelihood's flattened encoder input, reshaped to
     ``(in_channels, H, W)`` (with NaN entries: the values and the observed indicator as
     separate channels).
 
@@ -69,9 +73,9 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(in_channels, chans[0], 3, padding=1)]
         for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ResidualBlock(c_out)]
-        layers += [_norm(chans[-1]), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [_norm(chans[-1]), nn.SiLU(), nn.AdaptiveAvgPool2d(_POOLED), nn.Flatten()]
         self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(chans[-1], 2 * n_latent)
+        self.out = nn.Linear(chans[-1] * _POOLED * _POOLED, 2 * n_latent)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         lead = x.shape[:-1]

@@ -15,7 +15,7 @@ CONVS = ("gcn", "gat", "sage")
 
 def _conv(kind: str, n_hidden: int) -> nn.Module:
     with warnings.catch_warnings():  # torch-geometric scripts classes at import; torch deprecates torch.jit.script
-        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*torch.jit.script")
         from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
     if kind == "gcn":
