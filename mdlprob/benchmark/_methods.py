@@ -110,7 +110,7 @@ class Method:
                 importlib.import_module(module)
             except ImportError as err:
                 msg = (f"Method {self.name!r} needs the package {module!r}, which failed to import ({err}). "
-                       "Install the peers with `pip install mdlprob[bench]` or the package itself.")
+                       "Install the peers with `pip install mdlprob[peers]` or the package itself.")
                 raise ImportError(msg) from err
 
 

@@ -1,6 +1,6 @@
 """Peers run through their own public APIs: MOFA+ (mofapy2), totalVI (scvi-tools), multivae.
 
-They are optional (``pip install mdlprob[bench]``); a peer that is not installed or fails
+They are optional (``pip install mdlprob[peers]``); a peer that is not installed or fails
 becomes an error row of the suite, never a silently dropped method. Inputs are the same
 standardised tables the scikit-learn imputers see (log1p for counts).
 """

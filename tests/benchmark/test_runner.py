@@ -99,7 +99,7 @@ def test_missing_peer_is_an_error_row_naming_the_package(tmp_path):
     finally:
         METHODS.pop("test_peer")
     assert rows[0]["status"] == "error"
-    assert "surely_not_a_package_xyz" in rows[0]["error"] and "mdlprob[bench]" in rows[0]["error"]
+    assert "surely_not_a_package_xyz" in rows[0]["error"] and "mdlprob[peers]" in rows[0]["error"]
 
 
 def test_mofa_peer_through_its_api():
