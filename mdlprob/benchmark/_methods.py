@@ -275,6 +275,35 @@ def _coxnet(ctx: CellContext) -> Prediction:
                       n_processed=int(train.sum()), fit_s=fit_s)
 
 
+def _fusion(class_name: str, **options: Any) -> Callable[[CellContext], Prediction]:
+    """A supervised survival baseline of :mod:`mdlprob.fusion`, fitted on the downstream training split."""
+
+    def fit_predict(ctx: CellContext) -> Prediction:
+        from sksurv.util import Surv
+
+        from .. import fusion
+        from ..data import setup_mudata
+        from ._scoring import downstream_split
+
+        if not ctx.data.survival:
+            msg = f"{class_name} is scored on survival; dataset {ctx.data.name!r} has no obs time/event."
+            raise ValueError(msg)
+        setup_mudata(ctx.mdata, likelihoods=ctx.data.likelihoods)
+        X, presence = fusion.fusion_inputs(ctx.mdata)
+        train, _ = downstream_split(ctx)
+        obs = ctx.mdata.obs
+        y = Surv.from_arrays(obs["event"].to_numpy()[train].astype(bool), obs["time"].to_numpy()[train])
+        model = getattr(fusion, class_name)(task="survival", random_state=ctx.seed, **options)
+        start = time.perf_counter()
+        model.fit({m: v[train] for m, v in X.items()}, y, presence={m: v[train] for m, v in presence.items()})
+        fit_s = time.perf_counter() - start
+        return Prediction(risk=model.predict_risk(X, presence=presence),
+                          survival_function=lambda times: model.predict_survival_function(X, times, presence=presence),
+                          n_processed=int(train.sum()) * int(model.max_epochs), fit_s=fit_s)
+
+    return fit_predict
+
+
 for _name in ("PoEVAE", "MoPoEVAE", "MoEVAE", "FactorModel"):
     register_method(_name, _mdlprob_model(_name), description=f"mdlprob {_name} + mdlprob heads on its latent")
 register_method("feature_mean", _feature_mean, description="per-feature mean, Gaussian intervals (mean ± z sd)")
@@ -284,3 +313,9 @@ register_method("iterative_imputer", _sklearn_imputer(_iterative), requires=("sk
                 description="scikit-learn IterativeImputer (5 rounds, 50 nearest features)")
 register_method("coxnet", _coxnet, requires=("sksurv",),
                 description="scikit-survival CoxnetSurvivalAnalysis on all mean-filled standardised features")
+register_method("early_fusion", _fusion("EarlyFusion"), requires=("sksurv",),
+                description="mdlprob.fusion.EarlyFusion (concatenation, neural Cox) on the observed modalities")
+register_method("late_fusion", _fusion("LateFusion"), requires=("sksurv",),
+                description="mdlprob.fusion.LateFusion (one Cox head per modality, averaged over available ones)")
+register_method("intermediate_fusion", _fusion("IntermediateFusion", fusion="kronecker"), requires=("sksurv",),
+                description="mdlprob.fusion.IntermediateFusion (Kronecker-gated encoders, multimodal dropout)")

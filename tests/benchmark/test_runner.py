@@ -33,6 +33,15 @@ def _suite(methods, *, scenarios=None, datasets=None, **extra):
     return parse_suite(config)
 
 
+@pytest.mark.parametrize("method", ["early_fusion", "late_fusion", "intermediate_fusion"])
+def test_fusion_baselines_are_suite_methods_scored_on_survival(tmp_path, method):
+    run_suite(_suite([method]), out=tmp_path, progress_bar=False)
+    saved = read_results(tmp_path)
+    assert (saved["status"] == "ok").all(), saved["error"].dropna().tolist()
+    values = dict(zip(saved["metric"], saved["value"], strict=True))
+    assert 0.5 < values["harrell_c"] <= 1.0 and np.isfinite(values["ibs"])  # synthetic risk is linear in z
+
+
 @pytest.fixture
 def failing_method():
     def boom(ctx):
