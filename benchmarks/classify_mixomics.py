@@ -52,6 +52,7 @@ import torch
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
+from mdlprob.benchmark import markdown_table
 from mdlprob.data import setup_mudata
 from mdlprob.datasets._mixomics import SUBTYPES
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
@@ -217,20 +218,9 @@ def write(table: pd.DataFrame, args: argparse.Namespace, *, protein_test: int) -
           f"test patients (mRNA, miRNA; {protein_test} with protein). Settings: {args.cfg}. Metric intervals: 90% "
           f"percentile bootstrap over test patients ({N_BOOT} resamples). Probability width: mean width of the 90% "
           "interval of the predicted class's probability (Bayesian methods only). Protocol: docstring of "
-          "`benchmarks/classify_mixomics.py`.", "", _markdown(show), ""]
+          "`benchmarks/classify_mixomics.py`.", "", markdown_table(show), ""]
     with atomic_path(args.out / "classify_mixomics.md") as tmp:
         tmp.write_text("\n".join(md))
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.3f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

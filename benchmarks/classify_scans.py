@@ -56,6 +56,7 @@ from sklearn.linear_model import LogisticRegression
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
+from mdlprob.benchmark import markdown_table
 from mdlprob.data import make_mudata, setup_mudata, table_to_anndata
 from mdlprob.datasets._synthetic_scans import LABELS
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
@@ -247,20 +248,9 @@ def write(table: pd.DataFrame, args: argparse.Namespace, *, views: dict, classes
              f"{meta['class_counts']}; each view MCAR-missing for {args.missing:.0%} of subjects (never all); test "
              f"subjects with each view: {views}. Settings: {args.cfg}. Intervals: 90% percentile bootstrap over test "
              f"subjects ({N_BOOT} resamples). Data generator and protocol: docstrings of `benchmarks/classify_scans.py`.",
-             "", _markdown(show), ""]
+             "", markdown_table(show), ""]
     with atomic_path(args.out / "classify_scans.md") as tmp:
         tmp.write_text("\n".join(lines))
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.3f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import torch
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
+from mdlprob.benchmark import markdown_table
 from mdlprob.data import build_sample_graph, hide_modality, link_features_by_name, setup_mudata
 
 COUNT = ("nb", "zinb", "poisson")
@@ -260,18 +261,9 @@ def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
              "90% interval coverage; `seconds`: fit + impute (2 shared cores, one torch thread); `peak_mb`: "
              "peak RSS above the method's start, polled every 5 ms (one process: memory freed by earlier "
              "methods is reused, so later rows underestimate; peak CUDA memory on GPU).", "",
-             _markdown(table[cols])]
+             markdown_table(table[cols])]
     with atomic_path(args.out / "graph.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    def fmt(v):
-        return ("" if np.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

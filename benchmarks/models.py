@@ -38,6 +38,7 @@ import torch
 
 import mdlprob
 from mdlprob import metrics
+from mdlprob.benchmark import markdown_table
 from mdlprob.data import hide_modality, setup_mudata
 
 Z90 = 1.6448536269514722
@@ -269,20 +270,9 @@ def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
           "predictive draws (log1p scale for counts; the mean floor draws from N(mean, sd), KNN's is its "
           "absolute error); `heldout_loglik`: IWAE "
           "estimate per observation (nats); `knn_label_acc`: 15-NN on training latents.", "",
-          _markdown(table[cols])]
+          markdown_table(table[cols])]
     _atomic(args.out / "models.md", "\n".join(md) + "\n")
     _figure(table, args.out / "models.png")
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.3f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def _figure(table: pd.DataFrame, path: Path) -> None:

@@ -63,6 +63,7 @@ from sksurv.util import Surv
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
+from mdlprob.benchmark import markdown_table
 from mdlprob.data import hide_modality, setup_mudata
 from mdlprob.datasets._paths import data_root
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
@@ -334,34 +335,23 @@ def write(table: pd.DataFrame, pub: pd.DataFrame, args: argparse.Namespace) -> N
     if not pub.empty:
         md += ["## Published anchors (same splits, `tcga_mcat_sig/results/ICCV/*/cindex.csv`)", "",
                "SNN is the fair genomic-only comparison; AMIL / MCAT also use whole-slide images, which we do not.", "",
-               _markdown(pub.assign(c_index=[f"{m:.3f} ± {s:.3f}" for m, s in zip(pub["mean"], pub["sd"], strict=True)])
+               markdown_table(pub.assign(c_index=[f"{m:.3f} ± {s:.3f}" for m, s in zip(pub["mean"], pub["sd"], strict=True)])
                          [["cancer", "method", "c_index"]].sort_values(["cancer", "method"])), ""]
-    md += ["## Harrell's C", "", _markdown(summary(table, "harrell_c")), "",
-           "## Uno's C (truncated at the 90th percentile of training times)", "", _markdown(summary(table, "uno_c")), ""]
+    md += ["## Harrell's C", "", markdown_table(summary(table, "harrell_c")), "",
+           "## Uno's C (truncated at the 90th percentile of training times)", "", markdown_table(summary(table, "uno_c")), ""]
     wide = table.dropna(subset=["width_with_rna"]) if "width_with_rna" in table else table.iloc[:0]
     if not wide.empty:
         w = wide.groupby(["cancer", "method", "missing_rna"])[["width_with_rna", "width_without_rna"]].mean()
         w["ratio_without_over_with"] = w["width_without_rna"] / w["width_with_rna"]
         md += ["## Mean width of the 90% risk interval, test patients with vs without RNA", "",
                "Each method on its own risk scale (compare within a row); ratio > 1: wider without RNA.", "",
-               _markdown(w.reset_index()), ""]
+               markdown_table(w.reset_index()), ""]
     sec = table.groupby(["cancer", "method"])["seconds"].sum().unstack("cancer")
     md += ["## Compute (seconds, all rates and folds; two-stage rows share one PoEVAE fit per rate)", "",
-           _markdown(sec.reset_index()), ""]
+           markdown_table(sec.reset_index()), ""]
     with atomic_path(args.out / "survival_tcga.md") as tmp:
         tmp.write_text("\n".join(md))
     _figure(table, pub, args.out / "survival_tcga.png")
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.3f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def _figure(table: pd.DataFrame, pub: pd.DataFrame, path: Path) -> None:

@@ -19,7 +19,7 @@ from . import missingness
 from ._data import DATASETS, BenchData, load_dataset
 from ._methods import LEVELS, METHODS, CellContext, Method, Prediction, get_method, register_method
 from ._peers import register_peers
-from ._report import summarise, write_report
+from ._report import markdown_table, summarise, write_report
 from ._runner import COLUMNS, read_results, run_cell, run_suite
 from ._scoring import downstream_split, score
 from ._suite import Cell, Suite, load_suite, parse_suite
@@ -45,6 +45,7 @@ __all__ = [
     "get_method",
     "load_dataset",
     "load_suite",
+    "markdown_table",
     "missingness",
     "parse_suite",
     "read_results",

@@ -52,10 +52,17 @@ def _cell_text(mean: float, sd: float, n: int) -> str:
     return f"{mean:.3f}" if n < 2 or np.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
-def _markdown_table(df: pd.DataFrame) -> list[str]:
+def markdown_table(df: pd.DataFrame) -> str:
+    """``df`` as a markdown table: floats with 3 decimals, NaN as an empty cell, the rest as ``str``."""
+
+    def fmt(v) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.3f}"
+        return str(v)
+
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return lines
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def _dataset_section(summary: pd.DataFrame, dataset: str) -> list[str]:
@@ -67,7 +74,7 @@ def _dataset_section(summary: pd.DataFrame, dataset: str) -> list[str]:
         rows.append([scenario, f"{rate:g}", method, *(
             _cell_text(by.at[m, "mean"], by.at[m, "std"], by.at[m, "count"]) if m in by.index else ""
             for m in metrics)])
-    return [f"## {dataset}", "", *_markdown_table(pd.DataFrame(rows, columns=["scenario", "rate", "method", *metrics])),
+    return [f"## {dataset}", "", markdown_table(pd.DataFrame(rows, columns=["scenario", "rate", "method", *metrics])),
             ""]
 
 
@@ -77,7 +84,7 @@ def _failures(table: pd.DataFrame) -> list[str]:
         return []
     df = bad[["dataset", "scenario", "rate", "method", "seed", "status", "error"]].copy()
     df["error"] = df["error"].str.replace("|", "/", regex=False).str.slice(0, 200)
-    return ["## Failed and skipped cells", "", *_markdown_table(df), ""]
+    return ["## Failed and skipped cells", "", markdown_table(df), ""]
 
 
 def _savefig(fig, path: Path) -> None:
@@ -174,7 +181,7 @@ def write_report(out: str | os.PathLike) -> list[Path]:
              "hid (log1p scale for counts); `coverage_90` is the fraction of hidden entries inside the 90% "
              "predictive interval; downstream metrics on a held-out 30% split.", ""]
     if not rank.empty:
-        lines += ["## Mean rank (1 = best)", "", *_markdown_table(
+        lines += ["## Mean rank (1 = best)", "", markdown_table(
             rank.pivot(index="method", columns="dataset", values="rank").round(2).reset_index()), ""]
     for dataset in sorted(summary["dataset"].unique()):
         lines += _dataset_section(summary, dataset)
