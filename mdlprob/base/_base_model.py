@@ -43,6 +43,8 @@ class BaseModel:
     _module_cls: ClassVar[type[MultimodalVAEModule]]
     #: Importance-resampling proposals per predictive sample used by :meth:`impute` by default.
     default_importance: ClassVar[int] = 0
+    #: Steps of :meth:`refit_noise` run at the end of :meth:`train` by default (0: none).
+    default_refit_noise_steps: ClassVar[int] = 0
 
     def __init__(self, mdata: md.MuData, **module_kwargs: Any) -> None:
         if not isinstance(mdata, md.MuData):
@@ -107,6 +109,7 @@ class BaseModel:
         devices: int = 1,
         strategy: Literal["auto", "ddp"] = "auto",
         chunk_size: int | None = None,
+        refit_noise_steps: int | None = None,
     ) -> None:
         """Fit the model by stochastic variational inference.
 
@@ -153,6 +156,10 @@ class BaseModel:
             per contiguous read. Chunks are visited in random order, rows shuffled within
             each, the next chunk read by a background thread. Default: about 64 MB of
             values, between 1,024 and 65,536 rows.
+        refit_noise_steps
+            Steps of :meth:`refit_noise` after the fit (0: keep the noise the objective
+            learned). Default: the model's ``default_refit_noise_steps``, 300 for the mixture
+            models (MoEVAE, MoPoEVAE), whose objectives inflate it, else 0.
         """
         tensors = self._require_tensors()
         n = tensors.n_obs
@@ -168,6 +175,9 @@ class BaseModel:
         check_float("beta", beta, low=0.0, high=math.inf)
         if chunk_size is not None:
             check_int("chunk_size", chunk_size, minimum=1)
+        if refit_noise_steps is None:
+            refit_noise_steps = self.default_refit_noise_steps
+        check_int("refit_noise_steps", refit_noise_steps, minimum=0)
         if inference not in ("fast", "svi"):
             msg = f"Expected inference in ('fast', 'svi'), got {inference!r}."
             raise ValueError(msg)
@@ -194,6 +204,76 @@ class BaseModel:
         self.module.eval()
         self.train_indices_, self.val_indices_ = [int(i) for i in train_idx], [int(i) for i in val_idx]
         self.is_trained_ = True
+        if refit_noise_steps:
+            self.refit_noise(n_steps=refit_noise_steps, batch_size=batch_size)
+
+    def refit_noise(self, *, n_steps: int = 300, n_proposals: int = 16, lr: float = 1e-2,
+                    batch_size: int = 256) -> None:
+        r"""Re-estimate the likelihoods' noise parameters under the model's posterior, all else fixed.
+
+        The noise parameters are those a likelihood holds itself rather than decodes (NB
+        inverse dispersion :math:`\theta`, Gaussian/Laplace scales, Beta concentration). With
+        the encoders and decoders fixed, each step draws one
+        :math:`z_i \sim p(z \mid x_{iM_i})` per training observation of a mini-batch by
+        importance resampling of ``n_proposals`` encoder draws (the model's own posterior
+        given every modality the observation has, see :meth:`impute`) and takes an Adam step
+        on :math:`-\sum_m \log p_{\theta_m}(x_{im} \mid z_i)` with respect to the noise
+        parameters only: a Monte Carlo EM M-step for them.
+
+        Why: the mixture objectives (MoE, MoPoE) ask every single-modality posterior to
+        reconstruct all modalities, and the decoders' noise grows to absorb the error of
+        those weaker posteriors. Predictive intervals then cover more than nominal (at
+        n=3000 on ``synthetic``, MoEVAE's 50% interval covered 57%); after this refit they
+        cover within 2 points (``tests/models/test_calibration.py``). Each step's loss (per
+        observation) is appended to ``history_["noise_loss"]``.
+
+        Parameters
+        ----------
+        n_steps
+            Adam steps, each on ``batch_size`` training observations (cycling through
+            shuffled epochs).
+        n_proposals
+            Encoder proposals per observation for the importance resampling.
+        lr
+            Adam step size.
+        batch_size
+            Observations per step.
+        """
+        self._require_trained()
+        tensors = self._require_tensors()
+        check_int("n_steps", n_steps, minimum=1)
+        check_int("n_proposals", n_proposals, minimum=1)
+        check_int("batch_size", batch_size, minimum=1)
+        check_float("lr", lr, low=0.0, high=math.inf, low_open=True)
+        module = self.module
+        noise = [p for m in self.modalities for p in module.likelihoods[m].parameters(recurse=False)]
+        if not noise:
+            return
+        train_idx = torch.as_tensor(self.train_indices_ or range(tensors.n_obs), dtype=torch.long)
+        frozen = [p for p in module.parameters() if p.requires_grad and all(p is not q for q in noise)]
+        optimiser = torch.optim.Adam(noise, lr=lr)
+        losses: list[float] = []
+        module.eval()
+        try:
+            for p in frozen:
+                p.requires_grad_(False)
+            while len(losses) < n_steps:
+                for idx in torch.split(train_idx[torch.randperm(len(train_idx))], batch_size):
+                    batch = tensors.batch(idx.sort().values, self.device)
+                    with torch.no_grad():
+                        z = module.sample_model_posterior(batch, batch["presence"], 1, n_proposals)[0]
+                    loss = -sum(module.recon_log_prob(m, j, z, batch) for j, m in enumerate(self.modalities)).mean()
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    losses.append(float(loss.detach()))
+                    if len(losses) == n_steps:
+                        break
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+            optimiser.zero_grad(set_to_none=True)
+        self.history_.setdefault("noise_loss", []).extend(losses)
 
     def _split(self, n: int, train_size: float) -> tuple[np.ndarray, np.ndarray]:
         perm = torch.randperm(n).numpy()

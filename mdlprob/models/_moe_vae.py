@@ -242,6 +242,7 @@ class MoEVAE(BaseModel):
     """
 
     _module_cls = _MoEVAEModule
+    default_refit_noise_steps = 300
 
     def __init__(self, mdata, *, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
                  dropout: float = 0.0, k: int = 1, estimator: Literal["elbo", "iwae", "dreg"] = "dreg") -> None:

@@ -181,7 +181,7 @@ class MoPoEVAE(BaseModel):
     """
 
     _module_cls = _MoPoEVAEModule
-    default_importance = 4
+    default_refit_noise_steps = 300
 
     def __init__(self, mdata, *, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
                  dropout: float = 0.0) -> None:
