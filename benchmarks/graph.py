@@ -14,8 +14,15 @@ over the modalities each pair shares: a hidden modality never enters it), ``k=15
 carries no signal" control). ``PoEVAE_feature_graph`` is PoEVAE with a feature guidance
 graph (``setup_mudata(..., feature_graph=...)``): gene ↔ protein links on CITE-seq (same
 names after normalisation plus the ``ADT_GENES`` map, e.g. CD3 ↔ CD3E), RNA gene ↔ CNV and
-RNA gene ↔ mutation of the same gene on TCGA. Metrics on the hidden entries (log1p scale for counts):
-mean per-feature Pearson r, RMSE, 90% interval coverage (randomised for counts),
+RNA gene ↔ mutation of the same gene on TCGA; ``PoEVAE_feature_graph_shuffled`` keeps the
+same number of links, signs and source features but points each link at a random target
+feature (the "links carry no signal" control: what is left is the shared decoder trunk).
+The ``_strong`` variants set ``feature_graph_strength`` to ``--strength`` (default 100)
+instead of 1, so that the links weigh against the data.
+Every method runs once per seed in ``--seeds`` (the seed draws the hidden observations, the
+graph shuffles and the initialisation); the markdown table gives mean ± sd over seeds.
+
+Metrics on the hidden entries (log1p scale for counts): mean per-feature Pearson r, RMSE, 90% interval coverage (randomised for counts),
 training + imputation time, and peak resident memory above the start of the method (peak
 GPU memory on CUDA). ``knn_imputer``: scikit-learn ``KNNImputer`` (15 neighbours) on the
 standardised modalities.
@@ -58,7 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", default="0.2,0.5", help="fractions of observations whose target is hidden")
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--k", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strength", type=float, default=100.0, help="feature_graph_strength of the _strong variants")
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds; results are averaged over them")
     p.add_argument("--quick", action="store_true", help="few genes and epochs (smoke test)")
     p.add_argument("--data-dir", default=None)
     return p.parse_args(argv)
@@ -99,13 +107,24 @@ ADT_GENES = {
 }
 
 
-def feature_links(mdata, case: dict):
-    """Gene-level links between the case's modalities (features kept by the benchmark only)."""
+def feature_links(mdata, case: dict, shuffle_seed: int | None = None):
+    """Gene-level links between the case's modalities (features kept by the benchmark only).
+
+    With ``shuffle_seed``, each link's target is replaced by a random feature of the same
+    target modality (duplicates dropped): the same sources, signs and about as many links,
+    no correspondence.
+    """
     parts = []
     for source, target, mapping in case["links"]:
         genes = set(mdata.mod[source].var_names)
         keep = {t: g for t, g in (mapping or {}).items() if g in genes}
-        parts.append(link_features_by_name(mdata, source, target, mapping=keep))
+        links = link_features_by_name(mdata, source, target, mapping=keep)
+        if shuffle_seed is not None:
+            names = np.asarray(mdata.mod[target].var_names)
+            drawn = np.random.default_rng(shuffle_seed).choice(names, size=len(links))
+            links = links.assign(target=[(target, str(f)) for f in drawn])
+            links = links.drop_duplicates(subset=["source", "target"], ignore_index=True)
+        parts.append(links)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -135,8 +154,8 @@ class PeakMemory:
         self.mb = (torch.cuda.max_memory_allocated() if torch.cuda.is_available() else self._peak - self._start) / 2**20
 
 
-def run_vae(make: Callable, train, case: dict, epochs: int) -> dict:
-    mdlprob.settings.seed = 0
+def run_vae(make: Callable, train, case: dict, epochs: int, seed: int) -> dict:
+    mdlprob.settings.seed = seed
     start = time.perf_counter()
     with PeakMemory() as mem:
         model = make(train)
@@ -192,10 +211,10 @@ def _dense(mdata, mod: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ driver
-def run_case(case: dict, rate: float, args: argparse.Namespace) -> list[dict]:
+def run_case(case: dict, rate: float, seed: int, args: argparse.Namespace) -> list[dict]:
     full, target = case["full"], case["target"]
     case["truth"] = _dense(full, target)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     hide = np.zeros(full.n_obs, dtype=bool)
     hide[rng.permutation(full.n_obs)[: round(rate * full.n_obs)]] = True
     train = hide_modality(full, target, hide)
@@ -203,24 +222,29 @@ def run_case(case: dict, rate: float, args: argparse.Namespace) -> list[dict]:
     start = time.perf_counter()
     graph = build_sample_graph(train, k=args.k, key="knn")
     graph_seconds = time.perf_counter() - start
-    perm = np.random.default_rng(args.seed + 1).permutation(full.n_obs)
+    perm = np.random.default_rng(seed + 1).permutation(full.n_obs)
     train.obsp["knn_shuffled"] = graph[perm][:, perm].tocsr()
     size = {"n_latent": 10, "n_hidden": 128}
-    linked = train.copy()
-    links = feature_links(linked, case)
-    setup_mudata(linked, likelihoods=case["likelihoods"], feature_graph=links)
+    links, wrong = feature_links(train, case), feature_links(train, case, seed + 2)
+    registered = {}
+    for name, fg, strength in (("feature_graph", links, 1.0), ("feature_graph_shuffled", wrong, 1.0),
+                                  ("feature_graph_strong", links, args.strength),
+                                  ("feature_graph_shuffled_strong", wrong, args.strength)):
+        registered[name] = train.copy()
+        setup_mudata(registered[name], likelihoods=case["likelihoods"], feature_graph=fg,
+                     feature_graph_strength=strength)
     methods = {
         "PoEVAE": lambda d: mdlprob.models.PoEVAE(d, **size),
-        "PoEVAE_feature_graph": lambda d: mdlprob.models.PoEVAE(linked, **size),
+        **{f"PoEVAE_{name}": (lambda d, m=m: mdlprob.models.PoEVAE(m, **size)) for name, m in registered.items()},
         "GraphPoEVAE": lambda d: mdlprob.models.GraphPoEVAE(d, graph_key="knn", **size),
         "GraphPoEVAE_shuffled": lambda d: mdlprob.models.GraphPoEVAE(d, graph_key="knn_shuffled", **size),
     }
-    meta = {"scenario": case["scenario"], "hidden_fraction": rate, "n_obs": full.n_obs,
+    meta = {"scenario": case["scenario"], "hidden_fraction": rate, "seed": seed, "n_obs": full.n_obs,
             "graph_edges": int(graph.nnz), "graph_seconds": round(graph_seconds, 2), "feature_links": len(links)}
     rows = [{**meta, "method": "knn_imputer", **score(case, run_knn(train, case), hide)}]
     print(rows[-1], flush=True)
     for name, make in methods.items():
-        rows.append({**meta, "method": name, **score(case, run_vae(make, train, case, args.epochs), hide)})
+        rows.append({**meta, "method": name, **score(case, run_vae(make, train, case, args.epochs, seed), hide)})
         print(rows[-1], flush=True)
     return rows
 
@@ -239,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
             print(f"skipping {name}: {err}", file=sys.stderr)
             continue
         for rate in (float(r) for r in args.rates.split(",")):
-            rows += run_case(case, rate, args)
+            for seed in (int(v) for v in args.seeds.split(",")):
+                rows += run_case(case, rate, seed, args)
     table = pd.DataFrame(rows)
     write(table, args)
     return table
@@ -252,18 +277,31 @@ def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     with atomic_path(args.out / "graph.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": table.to_dict(orient="records")}, indent=1))
-    cols = [c for c in ("scenario", "hidden_fraction", "method", "pearson_r", "rmse", "coverage_90", "seconds",
-                        "peak_mb") if c in table]
+    summary = summarise(table)
     lines = ["# Graph-based imputation: GraphPoEVAE vs PoEVAE vs KNN imputer", "",
              f"Command: `{meta['command']}`; {args.epochs} epochs, batch 128, kNN graph k={args.k}; "
              f"torch {torch.__version__}; {os.cpu_count()} CPUs, OMP_NUM_THREADS={meta['omp_num_threads']}.", "",
              "Scored on the hidden entries (log1p scale for counts): mean per-feature Pearson r, RMSE, "
              "90% interval coverage; `seconds`: fit + impute (2 shared cores, one torch thread); `peak_mb`: "
              "peak RSS above the method's start, polled every 5 ms (one process: memory freed by earlier "
-             "methods is reused, so later rows underestimate; peak CUDA memory on GPU).", "",
-             markdown_table(table[cols])]
+             "methods is reused, so later rows underestimate; peak CUDA memory on GPU). Mean ± sd over seeds "
+             f"{args.seeds}.", "",
+             markdown_table(summary)]
     with atomic_path(args.out / "graph.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per scenario, hidden fraction and method (in run order): ``mean ± sd`` over seeds."""
+    keys, metrics_ = ["scenario", "hidden_fraction", "method"], ["pearson_r", "rmse", "coverage_90", "seconds", "peak_mb"]
+    rows = []
+    for key, group in table.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
+        for m in metrics_:
+            v = group[m].dropna()
+            row[m] = "" if v.empty else f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class MultimodalVAEModule(nn.Module):
         edges = torch.as_tensor(graph["edges"], dtype=torch.long).reshape(-1, 2).t()
         self.feature_graph = FeatureGraphEmbedding(sum(sizes), n_hidden, edges, torch.as_tensor(graph["sign"]),
                                                    torch.as_tensor(graph["weight"]))
-        self.graph_weight = 1.0 / max(1, int(graph["n_obs"]))
+        self.graph_weight = float(graph.get("strength", 1.0)) / max(1, int(graph["n_obs"]))
         start = 0
         for mod, n in zip(linked, sizes, strict=True):
             lik = self.likelihoods[mod]
@@ -149,8 +149,9 @@ class MultimodalVAEModule(nn.Module):
         r"""The training loss: :meth:`loss`, plus the feature graph's and the outcome's terms if any.
 
         With a feature guidance graph, its negative ELBO (edge reconstruction and KL of the
-        feature embeddings, see :class:`~mdlprob.nn.FeatureGraphEmbedding`) enters divided
-        by the number of training observations, so an epoch counts it about once.
+        feature embeddings, see :class:`~mdlprob.nn.FeatureGraphEmbedding`) enters multiplied
+        by ``feature_graph_strength`` over the number of training observations: at strength 1
+        an epoch counts it about once.
 
         With an outcome, :math:`-\alpha\,\mathbb{E}_{q(z \mid x_{M_i})}[\log p(y_i \mid z)]` is
         added for each labelled observation (one reparameterised draw from the posterior of

@@ -136,7 +136,7 @@ def feature_graph_indices(entry: Mapping[str, Any], var_names: Mapping[str, Sequ
     """The registry's feature graph as integer edges over the linked modalities' features.
 
     Nodes are numbered by concatenating the features of the linked modalities in registry
-    order. Returns ``{"modalities", "edges" (pairs), "sign", "weight", "n_obs"}``.
+    order. Returns ``{"modalities", "edges" (pairs), "sign", "weight", "n_obs", "strength"}``.
     """
     used = {e[0] for e in entry["edges"]} | {e[2] for e in entry["edges"]}
     linked = [m for m in modalities if m in used]
@@ -147,4 +147,5 @@ def feature_graph_indices(entry: Mapping[str, Any], var_names: Mapping[str, Sequ
         offset += len(var_names[m])
     pairs = [[position[(a, va)], position[(b, vb)]] for a, va, b, vb, _, _ in entry["edges"]]
     return {"modalities": linked, "edges": pairs, "sign": [e[4] for e in entry["edges"]],
-            "weight": [e[5] for e in entry["edges"]], "n_obs": int(entry["n_obs"])}
+            "weight": [e[5] for e in entry["edges"]], "n_obs": int(entry["n_obs"]),
+            "strength": float(entry.get("strength", 1.0))}

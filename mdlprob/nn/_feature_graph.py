@@ -14,8 +14,10 @@ a learned temperature :math:`\tau \ge 0` (an edge decoder as in Cao & Gao, 2022,
 feature :math:`f`'s decoded natural parameter is :math:`h(z)^\top v_f + b_f`, with :math:`h`
 a decoder trunk shared by the linked modalities, so a protein linked to its gene is decoded
 with a weight pulled towards the gene's direction where its own data are scarce. The
-temperature measures how much the graph is worth: links that the data contradict drive it
-to zero, and the graph then no longer constrains the decoders.
+temperature lets the data weaken links they contradict (measured on ``synthetic``: 4.4 for
+true links against 2.2 for shuffled ones at ``feature_graph_strength=1``), but at a high
+strength the graph term dominates scarce data and wrong links are enforced all the same
+(5.5 against 5.3 at strength 100), so the strength is the user's trust in the graph.
 """
 
 from __future__ import annotations
