@@ -24,6 +24,7 @@ def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
     target.write_text("old")
     with pytest.raises(RuntimeError), atomic_path(target) as tmp:
         tmp.write_text("half")
-        raise RuntimeError("crash")
+        msg = "crash"
+        raise RuntimeError(msg)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
