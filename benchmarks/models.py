@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 
 import mdlprob
 from mdlprob import metrics
+from mdlprob._utils import atomic_path
 from mdlprob.benchmark import markdown_table
 from mdlprob.data import hide_modality, setup_mudata
 
@@ -295,18 +295,14 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     handles = [plt.Line2D([], [], color=c, marker="o", label=m) for m, c in colors.items()]
     axes[1].legend(handles=handles, fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
 def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 if __name__ == "__main__":

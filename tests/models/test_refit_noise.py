@@ -71,3 +71,20 @@ def test_bad_arguments_raise(mdata, tmp_path):
     loaded = mdlprob.models.PoEVAE.load(tmp_path / "m")
     with pytest.raises(NotTrainedError, match="inference only"):
         loaded.refit_noise()
+
+
+@pytest.mark.parametrize(("n_obs", "uses_val"), [(300, True), (150, False)])
+def test_refit_uses_a_large_enough_validation_split(n_obs, uses_val, monkeypatch):
+    """Noise is fit on rows the decoders never saw when there are at least 100 of them."""
+    m = mdlprob.datasets.synthetic(n_obs, missing={"protein": 0.3}, n_vars={"rna": 20, "protein": 8}, seed=1)
+    mdlprob.data.setup_mudata(m, likelihoods={"rna": "nb", "protein": "nb", "clinical": "mixed"})
+    model = mdlprob.models.PoEVAE(m, n_latent=4, n_hidden=16)
+    model.train(max_epochs=1, batch_size=64, train_size=0.5)
+    seen: list[int] = []
+    tensors = model._tensors
+    original = type(tensors).batch
+    monkeypatch.setattr(type(tensors), "batch", lambda self, idx, device=None: (seen.extend(idx.tolist()),
+                                                                                 original(self, idx, device))[1])
+    model.refit_noise(n_steps=20, batch_size=32)
+    expected = set(model.val_indices_) if uses_val else set(range(n_obs))
+    assert set(seen) == expected
