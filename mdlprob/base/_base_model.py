@@ -162,8 +162,10 @@ class BaseModel:
             values, between 1,024 and 65,536 rows.
         refit_noise_steps
             Steps of :meth:`refit_noise` after the fit (0: keep the noise the objective
-            learned). Default: the model's ``default_refit_noise_steps``, 300 for the mixture
-            models (MoEVAE, MoPoEVAE), whose objectives inflate it, else 0.
+            learned). Default: the model's ``default_refit_noise_steps`` (300 for the
+            mixture models MoEVAE and MoPoEVAE, whose objectives inflate it, else 0), but
+            never more steps than the training took. A refit step decodes 16 proposals
+            per observation, several times a training step's cost.
         """
         tensors = self._require_tensors()
         n = tensors.n_obs
@@ -179,9 +181,8 @@ class BaseModel:
         check_float("beta", beta, low=0.0, high=math.inf)
         if chunk_size is not None:
             check_int("chunk_size", chunk_size, minimum=1)
-        if refit_noise_steps is None:
-            refit_noise_steps = self.default_refit_noise_steps
-        check_int("refit_noise_steps", refit_noise_steps, minimum=0)
+        if refit_noise_steps is not None:
+            check_int("refit_noise_steps", refit_noise_steps, minimum=0)
         if inference not in ("fast", "svi"):
             msg = f"Expected inference in ('fast', 'svi'), got {inference!r}."
             raise ValueError(msg)
@@ -208,6 +209,9 @@ class BaseModel:
         self.module.eval()
         self.train_indices_, self.val_indices_ = [int(i) for i in train_idx], [int(i) for i in val_idx]
         self.is_trained_ = True
+        if refit_noise_steps is None:  # never more refit steps than training steps: a short fit stays short
+            steps_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
+            refit_noise_steps = min(self.default_refit_noise_steps, len(self.history_["train_loss"]) * steps_per_epoch)
         if refit_noise_steps:
             self.refit_noise(n_steps=refit_noise_steps, batch_size=batch_size)
 

@@ -27,8 +27,11 @@ def test_only_the_noise_parameters_change(mdata, name):
 
 def test_mixture_models_refit_by_default_and_it_can_be_turned_off(mdata):
     model = mdlprob.models.MoEVAE(mdata, n_latent=4, n_hidden=16)
-    model.train(max_epochs=1, batch_size=64)
-    assert len(model.history_["noise_loss"]) == model.default_refit_noise_steps == 300
+    model.train(max_epochs=2, batch_size=64)
+    assert model.default_refit_noise_steps == 300
+    assert len(model.history_["noise_loss"]) == 2 * 3  # capped by the training steps (2 epochs of 3 batches)
+    model.train(max_epochs=1, batch_size=64, refit_noise_steps=40)
+    assert len(model.history_["noise_loss"]) == 6 + 40
     plain = mdlprob.models.PoEVAE(mdata, n_latent=4, n_hidden=16)
     plain.train(max_epochs=1, batch_size=64)
     assert "noise_loss" not in plain.history_
