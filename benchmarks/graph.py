@@ -53,6 +53,7 @@ import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
 from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark._frame import dense_values
 from mdlprob.data import build_sample_graph, hide_modality, link_features_by_name, setup_mudata
 
 COUNT = ("nb", "zinb", "poisson")
@@ -172,7 +173,7 @@ def run_knn(train, case: dict) -> dict:
     with PeakMemory() as mem:
         blocks, target = [], case["target"]
         for mod in case["likelihoods"]:
-            X = _dense(train, mod)
+            X = dense_values(train, mod)
             if case["likelihoods"][mod] in COUNT:
                 X = np.log1p(X)
             loc, scale = np.nanmean(X, 0), np.nanstd(X, 0)
@@ -201,19 +202,11 @@ def score(case: dict, pred: dict, rows: np.ndarray) -> dict:
     return out
 
 
-def _dense(mdata, mod: str) -> np.ndarray:
-    X = np.full((mdata.n_obs, mdata.mod[mod].n_vars), np.nan)
-    rows = np.asarray(mdata.obsmap[mod]).astype(np.int64) - 1
-    vals = mdata.mod[mod].X
-    vals = vals.toarray() if hasattr(vals, "toarray") else np.asarray(vals, dtype=np.float64)
-    X[rows >= 0] = vals[rows[rows >= 0]]
-    return X
-
 
 # ------------------------------------------------------------------------------------ driver
 def run_case(case: dict, rate: float, seed: int, args: argparse.Namespace) -> list[dict]:
     full, target = case["full"], case["target"]
-    case["truth"] = _dense(full, target)
+    case["truth"] = dense_values(full, target)
     rng = np.random.default_rng(seed)
     hide = np.zeros(full.n_obs, dtype=bool)
     hide[rng.permutation(full.n_obs)[: round(rate * full.n_obs)]] = True

@@ -39,6 +39,7 @@ import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
 from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark._frame import dense_values
 from mdlprob.data import hide_modality, setup_mudata
 
 Z90 = 1.6448536269514722
@@ -94,7 +95,7 @@ def mixomics_case(quick: bool, seed: int, data_dir):
     idx = np.flatnonzero(np.asarray(full.obsmap["protein"]) > 0)
     hide = np.zeros(full.n_obs, dtype=bool)
     hide[rng.choice(idx, round(0.3 * idx.size), replace=False)] = True
-    truth = _dense(full, "protein")
+    truth = dense_values(full, "protein")
     return {
         "scenario": "mixomics", "missing_rate": 0.3, "full": full, "test": (full.obs["split"] == "test").to_numpy(),
         "hide": hide, "target": "protein", "given": ["mrna", "mirna"], "truth": truth,
@@ -112,7 +113,7 @@ def citeseq_case(quick: bool, seed: int, data_dir):
     rng = np.random.default_rng(seed)
     hide = np.zeros(full.n_obs, dtype=bool)
     hide[rng.permutation(full.n_obs)[: full.n_obs // 5]] = True
-    truth = _dense(full, "adt")
+    truth = dense_values(full, "adt")
     return {
         "scenario": "citeseq", "missing_rate": 0.2, "full": full, "test": np.zeros(full.n_obs, dtype=bool),
         "hide": hide, "target": "adt", "given": ["rna"], "truth": truth,
@@ -191,7 +192,7 @@ def floors(case: dict) -> list[dict]:
         inv(mu - Z90 * sd), shape), np.broadcast_to(inv(mu + Z90 * sd), shape), rows, normal)}]
     blocks = []
     for mod in [*case["given"], target]:
-        X = _dense(full, mod)
+        X = dense_values(full, mod)
         if mod == target:
             X[~seen] = np.nan
         if case["likelihoods"][mod] in COUNT:
@@ -206,15 +207,6 @@ def floors(case: dict) -> list[dict]:
     out.append({"method": "knn_imputer", **score(case, knn, None, None, rows, None)})
     return out
 
-
-def _dense(mdata, mod: str) -> np.ndarray:
-    """Values of ``mod`` for every observation, NaN rows where it is absent."""
-    X = np.full((mdata.n_obs, mdata.mod[mod].n_vars), np.nan)
-    rows = np.asarray(mdata.obsmap[mod]).astype(np.int64) - 1
-    vals = mdata.mod[mod].X
-    vals = vals.toarray() if hasattr(vals, "toarray") else np.asarray(vals, dtype=np.float64)
-    X[rows >= 0] = vals[rows[rows >= 0]]
-    return X
 
 
 def knn_accuracy(latent: np.ndarray, labels, test: np.ndarray) -> float:
