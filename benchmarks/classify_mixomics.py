@@ -50,9 +50,8 @@ import pandas as pd
 import torch
 
 import mdlprob
-from mdlprob import metrics
 from mdlprob._utils import atomic_path
-from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark import bootstrap_classification, markdown_table
 from mdlprob.data import setup_mudata
 from mdlprob.datasets._mixomics import SUBTYPES
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
@@ -79,15 +78,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------ metrics
-def evaluate(y: np.ndarray, proba: np.ndarray, rng: np.random.Generator) -> dict:
-    """Accuracy, macro-F1 (point and 90% bootstrap interval over test patients) and ECE."""
-    out = {}
-    for name, fn in (("accuracy", metrics.accuracy), ("macro_f1", metrics.macro_f1)):
-        boot = [fn(y[idx], proba[idx]) for idx in rng.integers(y.size, size=(N_BOOT, y.size))]
-        out[name] = fn(y, proba)
-        out[f"{name}_lo"], out[f"{name}_hi"] = (float(q) for q in np.quantile(boot, [0.05, 0.95]))
-    out["ece"] = metrics.expected_calibration_error(y, proba)
-    return out
 
 
 def predicted_width(proba: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
@@ -187,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     for name, res in results.items():
         rng = np.random.default_rng(args.seed)  # the same bootstrap resamples for every method
         rows.append({"method": name, "n_train": int((~test).sum()), "n_test": int(test.sum()),
-                     **evaluate(y[test], res["proba"], rng),
+                     **bootstrap_classification(y[test], res["proba"], rng, n_boot=N_BOOT),
                      **{k: v for k, v in res.items() if k not in ("proba",)}})
         print(name, {k: round(v, 3) for k, v in rows[-1].items() if isinstance(v, float)}, file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)

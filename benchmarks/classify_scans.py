@@ -56,7 +56,7 @@ from sklearn.linear_model import LogisticRegression
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
-from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark import bootstrap_classification, markdown_table
 from mdlprob.data import make_mudata, setup_mudata, table_to_anndata
 from mdlprob.datasets._synthetic_scans import LABELS
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
@@ -137,12 +137,7 @@ def subset(mdata: md.MuData, rows: np.ndarray) -> md.MuData:
 # ------------------------------------------------------------------------------------ metrics
 def evaluate(y: np.ndarray, proba: np.ndarray, flair: np.ndarray, rng: np.random.Generator) -> dict:
     """Accuracy, macro-F1 (point and 90% bootstrap interval), ECE, accuracy with/without FLAIR."""
-    out = {}
-    for name, fn in (("accuracy", metrics.accuracy), ("macro_f1", metrics.macro_f1)):
-        boot = [fn(y[idx], proba[idx]) for idx in rng.integers(y.size, size=(N_BOOT, y.size))]
-        out[name] = fn(y, proba)
-        out[f"{name}_lo"], out[f"{name}_hi"] = (float(q) for q in np.quantile(boot, [0.05, 0.95]))
-    out["ece"] = metrics.expected_calibration_error(y, proba)
+    out = bootstrap_classification(y, proba, rng, n_boot=N_BOOT)
     for key, rows in (("accuracy_with_flair", flair), ("accuracy_without_flair", ~flair)):
         out[key] = metrics.accuracy(y[rows], proba[rows]) if rows.any() else float("nan")
     return out

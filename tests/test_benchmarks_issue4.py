@@ -6,28 +6,12 @@ must write complete, well-formed results; the tests skip when the dataset folder
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from mdlprob.datasets._paths import data_root
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"mdlprob_bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+from tests._bench import benchmark_module
 
 
 def _require(dataset: str) -> None:
@@ -37,12 +21,14 @@ def _require(dataset: str) -> None:
 
 @pytest.fixture(scope="module")
 def survival():
-    yield from _load("survival_tcga")
+    with benchmark_module("survival_tcga") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
 def mixomics():
-    yield from _load("classify_mixomics")
+    with benchmark_module("classify_mixomics") as module:
+        yield module
 
 
 # ------------------------------------------------------------------------------ survival helpers
@@ -89,19 +75,6 @@ def test_survival_quick_run(survival, tmp_path):
 
 
 # ----------------------------------------------------------------------------- mixomics helpers
-def test_evaluate_bootstrap_interval(mixomics):
-    rng = np.random.default_rng(0)
-    y = rng.integers(3, size=60)
-    perfect = np.eye(3)[y]
-    out = mixomics.evaluate(y, perfect, np.random.default_rng(1))
-    assert out["accuracy"] == out["accuracy_lo"] == out["accuracy_hi"] == 1.0
-    noisy = rng.dirichlet(np.ones(3), size=60)
-    out = mixomics.evaluate(y, noisy, np.random.default_rng(1))
-    assert out["accuracy_lo"] <= out["accuracy"] <= out["accuracy_hi"]
-    assert out["macro_f1_lo"] <= out["macro_f1"] <= out["macro_f1_hi"]
-    assert out["accuracy_lo"] < out["accuracy_hi"]
-
-
 def test_predicted_width_uses_the_predicted_class(mixomics):
     proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     lower = proba - np.array([[0.1, 0.5, 0.5], [0.5, 0.5, 0.2]])

@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"mdlprob_bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
-    return module
+from tests._bench import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def scans():
-    return _load("scans")
+    with benchmark_module("scans") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
 def classify_scans():
-    return _load("classify_scans")
+    with benchmark_module("classify_scans") as module:
+        yield module
 
 
 def test_scans_scenario_hides_flair_from_training(scans):

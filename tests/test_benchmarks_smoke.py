@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+from tests._bench import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("mdlprob_bench_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("throughput") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 @pytest.mark.timeout(120)
@@ -58,10 +49,8 @@ def test_quick_run_writes_every_system(throughput, tmp_path, capsys):
 @pytest.mark.timeout(120)
 @pytest.mark.filterwarnings("ignore::mdlprob.exceptions.DataWarning")
 def test_models_benchmark_quick_run(tmp_path):
-    spec = importlib.util.spec_from_file_location("mdlprob_bench_models", SCRIPT.with_name("models.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    table = module.main(["--quick", "--scenarios", "synthetic", "--models", "PoEVAE", "--out", str(tmp_path)])
+    with benchmark_module("models") as module:
+        table = module.main(["--quick", "--scenarios", "synthetic", "--models", "PoEVAE", "--out", str(tmp_path)])
     assert set(table["method"]) == {"feature_mean", "knn_imputer", "PoEVAE"}
     assert "error" not in table or table["error"].isna().all()
     poe = table[table["method"] == "PoEVAE"]

@@ -21,7 +21,7 @@ from ._methods import LEVELS, METHODS, CellContext, Method, Prediction, get_meth
 from ._peers import register_peers
 from ._report import markdown_table, summarise, write_report
 from ._runner import COLUMNS, read_results, run_cell, run_suite
-from ._scoring import downstream_split, score
+from ._scoring import bootstrap_classification, downstream_split, score
 from ._suite import Cell, Suite, load_suite, parse_suite
 from .missingness import SCENARIOS, HiddenTruth, apply_scenario
 
@@ -41,6 +41,7 @@ __all__ = [
     "Prediction",
     "Suite",
     "apply_scenario",
+    "bootstrap_classification",
     "downstream_split",
     "get_method",
     "load_dataset",
