@@ -56,3 +56,14 @@ def test_models_benchmark_quick_run(tmp_path):
     poe = table[table["method"] == "PoEVAE"]
     assert poe["coverage_90"].between(0, 1).all() and poe["heldout_loglik"].notna().all()
     assert {"models.csv", "models.md", "models.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_feature_links_benchmark_quick_run(tmp_path):
+    with benchmark_module("feature_links") as module:
+        table = module.main(["--n-obs", "80", "--epochs", "2", "--absent", "0.5", "--strengths", "1",
+                             "--out", str(tmp_path)])
+    assert list(table["links"]) == ["none", "feature_links", "feature_links_shuffled"]
+    assert table["pearson_r"].notna().all() and table["temperature"].iloc[1:].gt(0).all()
+    assert {"feature_links.json", "feature_links.md"} <= {p.name for p in tmp_path.iterdir()}
