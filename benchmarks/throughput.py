@@ -130,7 +130,8 @@ def device_name(device: torch.device) -> str:
 def make_data(args: argparse.Namespace):
     mdata = mdlprob.datasets.synthetic(args.n_obs, modalities=MODALITIES,
                                        n_vars={"rna": args.n_genes, "protein": args.n_proteins}, seed=args.seed)
-    mdlprob.data.setup_mudata(mdata, likelihoods=dict.fromkeys(MODALITIES, "nb"))
+    # The hand-written reference implements NB on the count scale, without library-size offsets.
+    mdlprob.data.setup_mudata(mdata, likelihoods=dict.fromkeys(MODALITIES, "nb"), library_size=False)
     n = mdata.n_obs
     xs, presence = [], np.zeros((n, len(MODALITIES)), dtype=bool)
     for j, m in enumerate(MODALITIES):

@@ -56,7 +56,10 @@ class BaseModel:
             raise TypeError(msg)
         check_int("n_latent", module_kwargs["n_latent"], minimum=1)
         check_int("n_hidden", module_kwargs["n_hidden"], minimum=1)
-        check_int("n_layers", module_kwargs["n_layers"], minimum=1)
+        check_int("n_layers", module_kwargs["n_layers"], minimum=0)
+        if module_kwargs.get("decoder", "mlp") not in ("mlp", "linear"):
+            msg = f"Expected decoder in ('mlp', 'linear'), got {module_kwargs['decoder']!r}."
+            raise ValueError(msg)
         check_float("dropout", module_kwargs["dropout"], low=0.0, high=1.0, high_open=True)
         registry = get_registry(mdata)
         pyro.clear_param_store()
@@ -209,6 +212,7 @@ class BaseModel:
         self.module.eval()
         self.train_indices_, self.val_indices_ = [int(i) for i in train_idx], [int(i) for i in val_idx]
         self.is_trained_ = True
+        self._fit_library_model(tensors, train_idx)
         if refit_noise_steps is None:  # never more refit steps than training steps: a short fit stays short
             steps_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
             refit_noise_steps = min(self.default_refit_noise_steps, len(self.history_["train_loss"]) * steps_per_epoch)
@@ -287,6 +291,53 @@ class BaseModel:
                 p.requires_grad_(True)
             optimiser.zero_grad(set_to_none=True)
         self.history_.setdefault("noise_loss", []).extend(losses)
+
+    @torch.no_grad()
+    def _fit_library_model(self, tensors: MultimodalTensors, rows: np.ndarray, *, max_rows: int = 50_000) -> None:
+        r"""Fit :math:`\log \ell_m \sim \mathcal{N}(a_m^\top d, s_m^2)` for each count modality with a library.
+
+        Imputing an absent count modality needs its depth. Least squares (with a small ridge
+        penalty) of each training observation's log total count on the regressors :math:`d`
+        of :meth:`MultimodalVAEModule.library_design`: the posterior mean of :math:`z` given
+        its *other* modalities, as at imputation, and the log depths of its other count
+        modalities (cells sequenced deeply in RNA tend to be deep in ADT too); :math:`s_m`
+        is the residual sd. At most ``max_rows`` training rows (a random subset) are used.
+        """
+        module = self.module
+        if not module.library_modalities or len(rows) == 0:
+            return
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        if len(rows) > max_rows:
+            rows = rows[torch.randperm(len(rows))[:max_rows]]
+        rows = rows.sort().values
+        module.eval()
+        for k, mod in enumerate(module.library_modalities):  # centres first: every design uses them all
+            j = self.modalities.index(mod)
+            logs = []
+            for idx in torch.split(rows, 4096):
+                batch = tensors.batch(idx, self.device)
+                logs.append(module.likelihoods[mod].log_library(batch["x"][mod])[batch["presence"][:, j]])
+            module.library_center[k] = torch.cat(logs).mean() if sum(len(v) for v in logs) else 0.0
+        for k, mod in enumerate(module.library_modalities):
+            j = self.modalities.index(mod)
+            zs, ys = [], []
+            for idx in torch.split(rows, 1024):
+                batch = tensors.batch(idx, self.device)
+                keep = batch["presence"][:, j]
+                use = batch["presence"].clone()
+                use[:, j] = False
+                design = module.library_design(mod, module.posterior_moments(batch, use)[0], batch, use)
+                zs.append(design[keep])
+                ys.append(module.likelihoods[mod].log_library(batch["x"][mod])[keep])
+            design = torch.cat(zs).double()
+            y = torch.cat(ys).double()
+            if len(y) < 2:
+                continue
+            penalty = 1e-3 * len(y) * torch.eye(design.shape[1], dtype=design.dtype, device=design.device)
+            penalty[-1, -1] = 0.0
+            coef = torch.linalg.solve(design.T @ design + penalty, design.T @ y)
+            module.library_coef[k] = coef.float()
+            module.library_sd[k] = (y - design @ coef).pow(2).mean().sqrt().clamp_min(1e-3).float()
 
     def _split(self, n: int, train_size: float) -> tuple[np.ndarray, np.ndarray]:
         perm = torch.randperm(n).numpy()
@@ -370,6 +421,47 @@ class BaseModel:
         if give_std:
             mdata.obsm[f"{LATENT_KEY}_std"] = torch.cat(sds).numpy()
         return torch.cat(samples, dim=1).numpy() if n_samples else mean
+
+    @torch.no_grad()
+    def sample_latent(self, mdata: md.MuData, *, given: Sequence[str] | None = None, mask: np.ndarray | None = None,
+                      n_samples: int = 20, batch_size: int = 1024) -> np.ndarray:
+        """Posterior draws of the latent variable; unlike :meth:`get_latent`, writes nothing into ``mdata``.
+
+        Parameters
+        ----------
+        given
+            Modalities the posterior conditions on (default: all registered ones each
+            observation has).
+        mask
+            Boolean ``(n_obs, n_modalities)`` (modalities in registry order): per observation,
+            the modalities it may condition on, on top of ``given`` (e.g. to drop a view for
+            some observations only). An observation left with none gets the prior.
+        n_samples
+            Draws per observation.
+
+        Returns
+        -------
+        ``(n_samples, n_obs, n_latent)`` float32 draws.
+        """
+        self._require_trained()
+        check_int("n_samples", n_samples, minimum=1)
+        check_int("batch_size", batch_size, minimum=1)
+        use = self._use_mask(given)
+        tensors = self.tensors(mdata)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != bool or mask.shape != (tensors.n_obs, len(self.modalities)):
+                msg = (f"Expected mask to be a boolean array of shape {(tensors.n_obs, len(self.modalities))} "
+                       f"(observations x modalities {self.modalities}), got {mask.dtype} {mask.shape}.")
+                raise ValueError(msg)
+        self.module.eval()
+        samples = []
+        for idx, batch in self._batches(tensors, batch_size):
+            batch_use = use.expand_as(batch["presence"])
+            if mask is not None:
+                batch_use = batch_use & torch.as_tensor(mask[idx.numpy()], device=self.device)
+            samples.append(self.module.sample_posterior(batch, batch_use, n_samples).cpu())
+        return torch.cat(samples, dim=1).numpy()
 
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
@@ -501,7 +593,13 @@ class BaseModel:
                 z = self.module.sample_model_posterior(batch, batch_use, n_samples, importance)
             else:
                 z = self.module.sample_posterior(batch, batch_use, n_samples)
-            params = self.module.decode(modality, z)
+            log_library = None
+            if modality in self.module.library_modalities:  # the target's depth: observed if given, else drawn
+                j = self.modalities.index(modality)
+                known = batch_use[:, j] & batch["presence"][:, j]
+                log_library = torch.where(known, lik.log_library(batch["x"][modality]),
+                                          self.module.sample_log_library(modality, z, batch, batch_use))
+            params = self.module.decode(modality, z, batch, log_library=log_library)
             yield params, lik.sample(params)
 
     @torch.no_grad()

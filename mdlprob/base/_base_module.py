@@ -26,19 +26,30 @@ class MultimodalVAEModule(nn.Module):
         ``n_categories`` for ``mixed``), in registry order. A modality with ``image_shape``
         ``(C, H, W)`` gets convolutional experts (:class:`~mdlprob.nn.ConvEncoder`,
         :class:`~mdlprob.nn.ConvDecoder`) and a per-pixel likelihood head; the others get MLPs.
+    n_layers
+        Hidden layers of every MLP encoder and decoder; 0 makes both linear.
+    decoder
+        ``"mlp"``, or ``"linear"``: the likelihood heads read :math:`z` directly, so each
+        modality's natural parameters are affine in :math:`z` (as in LDVAE and factor models).
     """
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]], *, n_latent: int, n_hidden: int,
                  n_layers: int, dropout: float, outcome: Mapping[str, Any] | None = None,
-                 feature_graph: Mapping[str, Any] | None = None) -> None:
+                 feature_graph: Mapping[str, Any] | None = None, decoder: str = "mlp") -> None:
         super().__init__()
+        if decoder not in ("mlp", "linear"):
+            msg = f"Expected decoder in ('mlp', 'linear'), got {decoder!r}."
+            raise ValueError(msg)
         self.modalities = list(spec)
         self.n_latent = n_latent
+        self.linear_decoder = decoder == "linear" or n_layers == 0
+        #: Width of what the decoder trunk hands the likelihood heads.
+        self.decoder_width = n_latent if self.linear_decoder else n_hidden
         self.likelihoods = nn.ModuleDict()
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
         for mod, s in spec.items():
-            extra = {k: s[k] for k in ("column_types", "n_categories") if k in s}
+            extra = {k: s[k] for k in ("column_types", "n_categories", "library") if k in s}
             shape = s.get("image_shape")
             if shape:
                 decoder = ConvDecoder(n_latent, shape)
@@ -46,16 +57,28 @@ class MultimodalVAEModule(nn.Module):
                                                    image_shape=tuple(shape), **extra)
                 encoder = ConvEncoder(shape, lik.in_features // (shape[1] * shape[2]), n_latent)
             else:
-                lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), n_hidden, has_nan=bool(s["has_nan"]), **extra)
+                lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), self.decoder_width, has_nan=bool(s["has_nan"]),
+                                                   **extra)
                 encoder = GaussianEncoder(lik.in_features, n_latent, n_hidden, n_layers, dropout=dropout)
-                decoder = mlp(n_latent, n_hidden, n_layers, dropout=dropout)
+                decoder = self._make_trunk(n_hidden, n_layers, dropout)
             self.likelihoods[mod] = lik
             self.encoders[mod] = encoder
             self.decoders[mod] = decoder
+        self.library_modalities = [m for m in self.modalities if getattr(self.likelihoods[m], "library", False)]
+        if self.library_modalities:
+            # log library ~ N(coef . library_design, sd^2) per modality, fitted after training
+            n_lib = len(self.library_modalities)
+            self.register_buffer("library_coef", torch.zeros(n_lib, n_latent + 2 * n_lib + 1))
+            self.register_buffer("library_sd", torch.ones(n_lib))
+            self.register_buffer("library_center", torch.zeros(n_lib))
         self.outcome = None if outcome is None else OutcomeHead(outcome, n_latent=n_latent, n_hidden=n_hidden)
         self.feature_graph = None
         if feature_graph is not None:
-            self._tie_decoders(feature_graph, mlp(n_latent, n_hidden, n_layers, dropout=dropout), n_hidden)
+            self._tie_decoders(feature_graph, self._make_trunk(n_hidden, n_layers, dropout), self.decoder_width)
+
+    def _make_trunk(self, n_hidden: int, n_layers: int, dropout: float) -> nn.Module:
+        """The shared part of a vector decoder: an MLP from :math:`z`, or nothing for a linear decoder."""
+        return nn.Identity() if self.linear_decoder else mlp(self.n_latent, n_hidden, n_layers, dropout=dropout)
 
     def _tie_decoders(self, graph: Mapping[str, Any], trunk: nn.Module, n_hidden: int) -> None:
         """Linked modalities share ``trunk`` and take their main head's weights from the graph embedding."""
@@ -86,13 +109,50 @@ class MultimodalVAEModule(nn.Module):
             logvars.append(logvar)
         return torch.stack(mus), torch.stack(logvars)
 
-    def decode(self, mod: str, z: Tensor) -> dict[str, Tensor]:
-        """Likelihood parameters of modality ``mod`` given latent ``z`` (any leading dims)."""
-        return self.likelihoods[mod](self.decoders[mod](z))
+    def decode(self, mod: str, z: Tensor, batch: Mapping[str, Any] | None = None, *,
+               log_library: Tensor | None = None) -> dict[str, Tensor]:
+        """Likelihood parameters of modality ``mod`` given latent ``z`` (any leading dims).
+
+        A count modality that models library size also needs each row's log total count:
+        ``log_library`` (broadcastable to ``z.shape[:-1]``), else the observed one of
+        ``batch`` (rows without the modality get 0, and are never scored).
+        """
+        lik = self.likelihoods[mod]
+        h = self.decoders[mod](z)
+        if not getattr(lik, "library", False):
+            return lik(h)
+        if log_library is None:
+            log_library = lik.log_library(batch["x"][mod])
+        return lik(h, log_library=log_library.expand(z.shape[:-1]))
+
+    def library_design(self, mod: str, z_mean: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:
+        r"""Regressors of the log library of ``mod``: ``[z, (\log\ell_k - c_k) u_k, u_k, 1]`` ``(batch, p)``.
+
+        ``z_mean`` is the posterior mean given ``use``; :math:`u_k` says whether the other count
+        modality :math:`k` is used and present (its depth is known), :math:`c_k` centres its
+        log library. The target's own columns are always 0.
+        """
+        cols, known = [z_mean], []
+        for k, other in enumerate(self.library_modalities):
+            j = self.modalities.index(other)
+            u = (use[:, j] & batch["presence"][:, j] & (other != mod)).to(z_mean.dtype)
+            cols.append(((self.likelihoods[other].log_library(batch["x"][other]) - self.library_center[k]) * u)[:, None])
+            known.append(u[:, None])
+        return torch.cat([*cols, *known, torch.ones_like(z_mean[:, :1])], dim=1)
+
+    def sample_log_library(self, mod: str, z: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:
+        """Draws of the log library of ``mod``, one per latent draw ``z`` ``(n_samples, batch, n_latent)``.
+
+        The regression (see ``BaseModel._fit_library_model``) was fitted on posterior means,
+        so it is applied to the mean of the draws; its residual sd carries the rest.
+        """
+        k = self.library_modalities.index(mod)
+        loc = (self.library_design(mod, z.mean(0), batch, use) @ self.library_coef[k]).expand(z.shape[:-1])
+        return loc + self.library_sd[k] * torch.randn_like(loc)
 
     def recon_log_prob(self, mod: str, j: int, z: Tensor, batch: Mapping[str, Any]) -> Tensor:
         """Log-density of the observed entries of modality ``mod``; zero for absent observations."""
-        lp = self.likelihoods[mod].log_prob(self.decode(mod, z), batch["x"][mod])
+        lp = self.likelihoods[mod].log_prob(self.decode(mod, z, batch), batch["x"][mod])
         obs = batch["observed"][mod]
         if obs is not None:
             lp = torch.where(obs, lp, lp.new_zeros(()))

@@ -67,13 +67,14 @@ def check_outcome(mdata, outcome: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _survival_columns(mdata, entry: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _survival_columns(mdata, entry: Mapping[str, Any], *,
+                      require_labels: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     time = pd.to_numeric(mdata.obs[entry["time_key"]], errors="coerce").to_numpy(dtype=np.float64)
     raw_event = mdata.obs[entry["event_key"]]
     event_num = pd.to_numeric(raw_event.astype("object").where(raw_event.notna(), np.nan), errors="coerce")
     event_num = event_num.to_numpy(dtype=np.float64)
     present = np.isfinite(time) & np.isfinite(event_num)
-    if present.sum() == 0:
+    if require_labels and present.sum() == 0:
         msg = f"outcome columns {entry['time_key']!r}/{entry['event_key']!r} have no observation with both values."
         raise ValueError(msg)
     if (time[present] <= 0).any():
@@ -95,7 +96,17 @@ def outcome_arrays(mdata, entry: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Per-observation arrays of the outcome: ``present`` plus ``label`` or ``time``/``event`` (/``bin``).
 
     Labels outside the registered classes raise a ``ValueError`` rather than being dropped.
+    Data without the outcome's columns (new observations to predict) are all unlabelled.
     """
+    keys = [entry["key"]] if entry["type"] == "categorical" else [entry["time_key"], entry["event_key"]]
+    if not all(k in mdata.obs for k in keys):
+        absent = np.zeros(mdata.n_obs, dtype=bool)
+        if entry["type"] == "categorical":
+            return {"present": absent, "label": np.full(mdata.n_obs, -1, dtype=np.int64)}
+        out = {"present": absent, "time": np.ones(mdata.n_obs), "event": absent.copy()}
+        if entry["type"] == "logistic_hazard":
+            out["bin"] = np.zeros(mdata.n_obs, dtype=np.int64)
+        return out
     if entry["type"] == "categorical":
         values = mdata.obs[entry["key"]]
         present = values.notna().to_numpy()
@@ -108,7 +119,7 @@ def outcome_arrays(mdata, entry: Mapping[str, Any]) -> dict[str, np.ndarray]:
         label = np.full(mdata.n_obs, -1, dtype=np.int64)
         label[present] = seen.map(lookup).to_numpy()
         return {"present": present, "label": label}
-    time, event, present = _survival_columns(mdata, entry)
+    time, event, present = _survival_columns(mdata, entry, require_labels=False)
     out = {"present": present, "time": np.where(present, time, 1.0), "event": present & event}
     if entry["type"] == "logistic_hazard":
         out["bin"] = np.searchsorted(np.asarray(entry["cuts"]), out["time"], side="left").astype(np.int64)

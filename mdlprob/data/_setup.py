@@ -35,6 +35,7 @@ def setup_mudata(
     outcome: Mapping[str, Any] | None = None,
     feature_graph: Any = None,
     feature_graph_strength: float = 1.0,
+    library_size: bool = True,
 ) -> None:
     """Register modalities, their likelihoods and where presence comes from.
 
@@ -89,6 +90,14 @@ def setup_mudata(
         feature_links=True)`` with protein absent for 95% of cells, imputation r was 0.567
         without a graph, 0.629 / 0.627 with true / shuffled links at strength 1, and 0.712
         / 0.293 at strength 100 (see ``docs/graphs.md``).
+    library_size
+        Whether count modalities (``nb``, ``zinb``, ``poisson``; not images) model sequencing
+        depth explicitly, as scVI does: the log of each observation's total count of the
+        modality is an observed offset of the decoded mean, the decoder gives normalised
+        expression (a softmax over features), and encoders see depth-normalised
+        :math:`\\log(1 + 10^4 x / \\ell)`. The latent then describes composition, not depth.
+        ``False`` keeps the earlier model (decoded means on the count scale, encoders on
+        :math:`\\log(1 + x)`), so results from before this option reproduce.
 
     Raises
     ------
@@ -144,6 +153,8 @@ def setup_mudata(
         if lik == "mixed":
             types, n_cat = _column_types(adata, X, column_types.get(mod, {}), mod)
             entry["column_types"], entry["n_categories"] = types, n_cat
+        if lik in COUNT_LIKELIHOODS and IMAGE_SHAPE_KEY not in adata.uns:
+            entry["library"] = _check_bool("library_size", library_size)
         if IMAGE_SHAPE_KEY in adata.uns:
             if lik == "mixed":
                 msg = f"Modality {mod!r} is an image (uns['{IMAGE_SHAPE_KEY}']) but has likelihood 'mixed'; use gaussian, laplace, beta or bernoulli."
@@ -177,6 +188,13 @@ def setup_mudata(
                 msg = f"feature_graph links modality {mod!r}, but only vector modalities with a single-family likelihood can be linked (not mixed tables or images)."
                 raise ValueError(msg)
     mdata.uns[REGISTRY_KEY] = registry
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        msg = f"Expected {name} to be True or False, got {value!r}."
+        raise TypeError(msg)
+    return bool(value)
 
 
 def get_registry(mdata: md.MuData) -> dict[str, Any]:

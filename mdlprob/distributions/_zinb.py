@@ -25,8 +25,8 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
         with torch.no_grad():
             self.gate_head.bias.fill_(-3.0)
 
-    def forward(self, h: Tensor) -> dict[str, Tensor]:
-        params = super().forward(h)
+    def forward(self, h: Tensor, log_library: Tensor | None = None) -> dict[str, Tensor]:
+        params = super().forward(h, log_library)
         params["gate_logits"] = self.gate_head(h)
         return params
 

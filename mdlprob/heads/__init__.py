@@ -8,6 +8,10 @@
     Bayesian discrete-time logistic-hazard survival model with time-varying (non-PH) coefficients.
 :class:`WeibullAFTHead`
     Bayesian Weibull accelerated-failure-time survival model.
+:class:`LatentHead`
+    Any of these on a trained model's latent posterior, with covariates and presence as
+    inputs and modality dropout at fit, so that observations lacking views are predicted as
+    well as complete ones.
 
 All accept ``X`` as a 2-D array ``(n_obs, n_features)`` or as latent posterior samples
 ``(S, n_obs, n_features)`` (``model.get_latent(mdata, n_samples=S)``), so that the latent
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 from ._classifier import ClassifierHead
 from ._coxph import CoxPHHead
+from ._latent import LatentHead
 from ._logistic_hazard import LogisticHazardHead
 from ._weibull_aft import WeibullAFTHead
 
-__all__ = ["ClassifierHead", "CoxPHHead", "LogisticHazardHead", "WeibullAFTHead"]
+__all__ = ["ClassifierHead", "CoxPHHead", "LatentHead", "LogisticHazardHead", "WeibullAFTHead"]

@@ -47,7 +47,8 @@ class _BayesianHead(BaseEstimator):
     """Base class: parameter checks, 2-D/3-D input handling and mean-field SVI fitting."""
 
     def _check_common_params(self) -> None:
-        _check_number("prior_scale", self.prior_scale, kind=Real, low=0, low_open=True)
+        if not (isinstance(self.prior_scale, str) and self.prior_scale == "auto"):
+            _check_number("prior_scale", self.prior_scale, kind=Real, low=0, low_open=True)
         _check_number("max_epochs", self.max_epochs, kind=Integral, low=1)
         _check_number("lr", self.lr, kind=Real, low=0, low_open=True)
         _check_number("n_posterior_samples", self.n_posterior_samples, kind=Integral, low=2)
@@ -91,20 +92,62 @@ class _BayesianHead(BaseEstimator):
     def _seed_from_random_state(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
+    def _check_feature_groups(self, feature_groups: Any, n_features: int) -> np.ndarray:
+        """Integer group code per feature (all 0 when ``None``); sets ``feature_groups_``."""
+        if feature_groups is None:
+            codes = np.zeros(n_features, dtype=np.int64)
+        else:
+            groups = np.asarray(feature_groups)
+            if groups.shape != (n_features,):
+                msg = (f"Expected `feature_groups` to hold one group label per feature ({n_features}), got shape "
+                       f"{groups.shape}.")
+                raise ValueError(msg)
+            _, codes = np.unique(groups, return_inverse=True)
+            codes = codes.reshape(-1)
+        self.feature_groups_ = codes
+        return codes
+
     def _fit_mean_field(self, sites: Sites, log_lik: LogLik, seed: int, *,
-                        prior_scales: Mapping[str, float] | None = None) -> None:
-        """Fit a mean-field Gaussian posterior over ``sites`` by SVI (full batch, Adam).
+                        prior_scales: Mapping[str, float] | None = None,
+                        feature_index: Mapping[str, np.ndarray] | None = None) -> None:
+        r"""Fit a mean-field Gaussian posterior over ``sites`` by SVI (full batch, Adam).
 
         Every site has a centred Gaussian prior with standard deviation ``prior_scale``, or
-        ``prior_scales[name]`` for the sites named there. Sets ``posterior_loc_``,
-        ``posterior_scale_`` (dicts of arrays), ``elbo_history_``, and ``posterior_samples_``
-        (``n_posterior_samples`` draws of each site, leading axis).
+        ``prior_scales[name]`` for the sites named there. With ``prior_scale="auto"`` the
+        elements of a site that weigh an input feature (``feature_index[name]``: the
+        feature's column for each element of the site, -1 for the others such as
+        intercepts) get the standard deviation :math:`\tau_g` of their feature's group
+        (``feature_groups_``), learned with the posterior by maximising the ELBO
+        (type-II maximum likelihood, as in automatic relevance determination): a group
+        whose features do not help the fit shrinks towards zero. The other elements keep a
+        N(0, 1) prior. Sets ``posterior_loc_``, ``posterior_scale_`` (dicts of arrays),
+        ``elbo_history_``, ``posterior_samples_`` (``n_posterior_samples`` draws of each
+        site, leading axis) and, with ``"auto"``, ``prior_scale_`` (one per group).
         """
-        scales = {name: float((prior_scales or {}).get(name, self.prior_scale)) for name in sites}
+        auto = isinstance(self.prior_scale, str)
+        fixed = 1.0 if auto else float(self.prior_scale)
+        scales = {name: float((prior_scales or {}).get(name, fixed)) for name in sites}
+        groups = {}
+        if auto:
+            codes = torch.as_tensor(self.feature_groups_)
+            for name, index in (feature_index or {}).items():
+                if name not in (prior_scales or {}):
+                    index = torch.as_tensor(index)
+                    groups[name] = (index >= 0, codes[index.clamp_min(0)])
+        n_groups = int(self.feature_groups_.max()) + 1 if auto else 0
 
         def model() -> None:
-            params = {name: pyro.sample(name, dist.Normal(torch.zeros(shape, dtype=torch.float64), scales[name])
-                                        .to_event(len(shape))) for name, shape in sites.items()}
+            if groups:
+                tau = pyro.param("prior_tau", lambda: torch.ones(n_groups, dtype=torch.float64),
+                                 constraint=constraints.positive)
+            params = {}
+            for name, shape in sites.items():
+                scale = torch.full(shape, scales[name], dtype=torch.float64)
+                if name in groups:
+                    weighs, code = groups[name]
+                    scale = torch.where(weighs, tau[code], scale)
+                params[name] = pyro.sample(name, dist.Normal(torch.zeros(shape, dtype=torch.float64), scale)
+                                           .to_event(len(shape)))
             pyro.factor("log_likelihood", log_lik(params))
 
         def guide() -> None:
@@ -121,6 +164,8 @@ class _BayesianHead(BaseEstimator):
             losses = [svi.step() for _ in range(int(self.max_epochs))]
             loc = {n: store[f"{n}_loc"].detach().numpy().copy() for n in sites}
             scale = {n: store[f"{n}_scale"].detach().numpy().copy() for n in sites}
+            if groups:
+                self.prior_scale_ = store["prior_tau"].detach().numpy().copy()
         rng = np.random.default_rng(seed)
         d = int(self.n_posterior_samples)
         self.posterior_loc_ = loc

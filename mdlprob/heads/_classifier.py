@@ -33,6 +33,8 @@ class ClassifierHead(ClassifierMixin, _BayesianHead):
         Hidden units; 0 gives (multinomial) Bayesian logistic regression.
     prior_scale
         Standard deviation :math:`\sigma` of the Gaussian prior on every weight.
+        ``"auto"``: one scale per feature group, learned by maximising the ELBO
+        (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -102,7 +104,7 @@ class ClassifierHead(ClassifierMixin, _BayesianHead):
         hidden = torch.tanh(X @ params["W1"] + params["b1"].unsqueeze(-2))
         return hidden @ params["W2"] + params["b2"].unsqueeze(-2)
 
-    def fit(self, X: Any, y: Any) -> ClassifierHead:
+    def fit(self, X: Any, y: Any, *, feature_groups: Any = None) -> ClassifierHead:
         """Fit the weight posterior.
 
         Parameters
@@ -111,6 +113,9 @@ class ClassifierHead(ClassifierMixin, _BayesianHead):
             Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
         y
             Class labels ``(n_obs,)``, any hashable values; at least two classes.
+        feature_groups
+            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
+            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
 
         Returns
         -------
@@ -148,7 +153,12 @@ class ClassifierHead(ClassifierMixin, _BayesianHead):
             logp = torch.log_softmax(self._logits(X_t, params), dim=-1)
             return logp.gather(-1, y_t.expand(n_copies, -1).unsqueeze(-1)).sum() / n_copies
 
-        self._fit_mean_field(self._sites(X3.shape[2], self.classes_.size), log_lik, self._seed_from_random_state())
+        p = X3.shape[2]
+        self._check_feature_groups(feature_groups, p)
+        sites = self._sites(p, self.classes_.size)
+        first = "W" if "W" in sites else "W1"
+        index = np.broadcast_to(np.arange(p)[:, None], sites[first]).copy()
+        self._fit_mean_field(sites, log_lik, self._seed_from_random_state(), feature_index={first: index})
         if self.n_hidden == 0:
             self.coef_ = self.posterior_loc_["W"]
             self.intercept_ = self.posterior_loc_["b"]

@@ -27,6 +27,8 @@ class CoxPHHead(_SurvivalHead):
     ----------
     prior_scale
         Standard deviation :math:`\sigma` of the Gaussian prior on each coefficient.
+        ``"auto"``: one scale per feature group, learned by maximising the ELBO
+        (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -79,7 +81,7 @@ class CoxPHHead(_SurvivalHead):
         self.level = level
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> CoxPHHead:
+    def fit(self, X: Any, y: Any, *, feature_groups: Any = None) -> CoxPHHead:
         """Fit the coefficient posterior and the Breslow baseline hazard.
 
         Parameters
@@ -88,6 +90,9 @@ class CoxPHHead(_SurvivalHead):
             Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
         y
             Structured array with fields (event indicator, time), e.g. ``Surv.from_arrays``.
+        feature_groups
+            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
+            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
 
         Returns
         -------
@@ -114,7 +119,10 @@ class CoxPHHead(_SurvivalHead):
             log_risk = torch.logcumsumexp(eta, dim=-1)[:, end_t]
             return ((eta - log_risk)[:, ev_t]).sum() / n_copies
 
-        self._fit_mean_field({"beta": (X3.shape[2],)}, log_lik, self._seed_from_random_state())
+        p = X3.shape[2]
+        self._check_feature_groups(feature_groups, p)
+        self._fit_mean_field({"beta": (p,)}, log_lik, self._seed_from_random_state(),
+                             feature_index={"beta": np.arange(p)})
         self.coef_ = self.posterior_loc_["beta"]
         self.coef_scale_ = self.posterior_scale_["beta"]
         self.coef_samples_ = self.posterior_samples_["beta"]

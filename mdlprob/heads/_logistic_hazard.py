@@ -43,6 +43,8 @@ class LogisticHazardHead(_SurvivalHead):
         Prior standard deviation of the change of each coefficient from one bin to the next.
     prior_scale
         Prior standard deviation of :math:`\alpha_k` and :math:`\beta`.
+        ``"auto"``: :math:`\beta`'s scale per feature group is learned by maximising the
+        ELBO (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -123,7 +125,7 @@ class LogisticHazardHead(_SurvivalHead):
         w = np.clip((t - edges[kk]) / (edges[kk + 1] - edges[kk]), 0.0, 1.0)
         return k, np.where(k < edges.size - 1, w, 1.0)
 
-    def fit(self, X: Any, y: Any) -> LogisticHazardHead:
+    def fit(self, X: Any, y: Any, *, feature_groups: Any = None) -> LogisticHazardHead:
         """Cut the time axis and fit the posterior of the per-bin hazards.
 
         Parameters
@@ -132,6 +134,9 @@ class LogisticHazardHead(_SurvivalHead):
             Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
         y
             Structured array with fields (event indicator, time), e.g. ``Surv.from_arrays``.
+        feature_groups
+            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
+            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
 
         Returns
         -------
@@ -170,8 +175,10 @@ class LogisticHazardHead(_SurvivalHead):
         sites: dict[str, tuple[int, ...]] = {"ab": (n_bins + p,)}  # alpha, beta share a site: less Pyro overhead
         if n_bins > 1:
             sites["delta"] = (n_bins - 1, p)
+        self._check_feature_groups(feature_groups, p)
         self._fit_mean_field(sites, log_lik, self._seed_from_random_state(),
-                             prior_scales={"delta": float(self.drift_scale)})
+                             prior_scales={"delta": float(self.drift_scale)},
+                             feature_index={"ab": np.concatenate([np.full(n_bins, -1), np.arange(p)])})
         draws = {name: torch.as_tensor(v) for name, v in self.posterior_samples_.items()}
         self.coef_samples_ = self._coefficients(draws, n_bins).numpy()
         self.coef_ = self._coefficients({n: torch.as_tensor(v) for n, v in self.posterior_loc_.items()}, n_bins).numpy()

@@ -33,6 +33,8 @@ class WeibullAFTHead(_SurvivalHead):
     ----------
     prior_scale
         Prior standard deviation of :math:`\beta'`, :math:`\mu'` and :math:`\rho` (standardised scale).
+        ``"auto"``: :math:`\beta'`'s scale per feature group is learned by maximising the
+        ELBO (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -89,7 +91,7 @@ class WeibullAFTHead(_SurvivalHead):
         self.level = level
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> WeibullAFTHead:
+    def fit(self, X: Any, y: Any, *, feature_groups: Any = None) -> WeibullAFTHead:
         """Fit the posterior of :math:`\\beta`, :math:`\\mu` and :math:`\\log\\sigma`.
 
         Parameters
@@ -98,6 +100,9 @@ class WeibullAFTHead(_SurvivalHead):
             Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
         y
             Structured array with fields (event indicator, time), e.g. ``Surv.from_arrays``.
+        feature_groups
+            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
+            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
 
         Returns
         -------
@@ -129,7 +134,9 @@ class WeibullAFTHead(_SurvivalHead):
             return (ev_t * (z - log_sigma) - torch.exp(z)).sum() / n_copies
 
         p = X3.shape[2]
-        self._fit_mean_field({"theta": (p + 2,)}, log_lik, self._seed_from_random_state())
+        self._check_feature_groups(feature_groups, p)
+        self._fit_mean_field({"theta": (p + 2,)}, log_lik, self._seed_from_random_state(),
+                             feature_index={"theta": np.concatenate([np.arange(p), [-1, -1]])})
         loc, scale = self.posterior_loc_["theta"], self.posterior_scale_["theta"]
         draws = self.posterior_samples_["theta"]
         self.coef_ = s * loc[:p]

@@ -141,13 +141,13 @@ class GraphPoEVAE(BaseModel):
 
     def __init__(self, mdata: md.MuData, *, graph_key: str = GRAPH_KEY, conv: Literal["gcn", "gat", "sage"] = "gcn",
                  n_conv_layers: int = 1, k: int = 15, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
-                 dropout: float = 0.0, cross_reconstruction: bool = False) -> None:
+                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp", cross_reconstruction: bool = False) -> None:
         if conv not in CONVS:
             msg = f"Expected conv in {CONVS}, got {conv!r}."
             raise ValueError(msg)
         check_int("n_conv_layers", n_conv_layers, minimum=1)
         check_int("k", k, minimum=1)
-        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout,
+        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, decoder=decoder,
                          cross_reconstruction=bool(cross_reconstruction), conv=conv, n_conv_layers=n_conv_layers)
         images = [m for m, s in self._spec.items() if s.get("image_shape")]
         if images:

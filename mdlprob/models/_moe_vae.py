@@ -146,7 +146,7 @@ class _MoEVAEModule(MixturePosteriorModule):
                         z = pyro.sample(f"z_{m}", pdist.Normal(zeros, 1.0).to_event(1))
                     for jj, mod in enumerate(self.modalities):
                         self.likelihoods[mod].pyro_observe(
-                            f"x_{m}_{mod}", self.decode(mod, z), batch["x"][mod], self.observation_mask(mod, jj, batch)
+                            f"x_{m}_{mod}", self.decode(mod, z, batch), batch["x"][mod], self.observation_mask(mod, jj, batch)
                         )
 
     def guide(self, batch: Mapping[str, Any], kl_weight: float = 1.0) -> None:
@@ -245,10 +245,10 @@ class MoEVAE(BaseModel):
     default_refit_noise_steps = 300
 
     def __init__(self, mdata, *, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
-                 dropout: float = 0.0, k: int = 1, estimator: Literal["elbo", "iwae", "dreg"] = "dreg") -> None:
+                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp", k: int = 1, estimator: Literal["elbo", "iwae", "dreg"] = "dreg") -> None:
         check_int("k", k, minimum=1)
         if estimator not in ESTIMATORS:
             msg = f"Expected estimator in {ESTIMATORS}, got {estimator!r}."
             raise ValueError(msg)
-        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout,
+        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, decoder=decoder,
                          k=k, estimator=estimator)

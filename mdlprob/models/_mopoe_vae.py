@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pyro
 import pyro.distributions as pdist
@@ -100,7 +100,7 @@ class _MoPoEVAEModule(MixturePosteriorModule):
                 z = pyro.sample("z", pdist.Normal(zeros, 1.0).to_event(1))
             for j, mod in enumerate(self.modalities):
                 self.likelihoods[mod].pyro_observe(
-                    f"x_{mod}", self.decode(mod, z), batch["x"][mod], self.observation_mask(mod, j, batch)
+                    f"x_{mod}", self.decode(mod, z, batch), batch["x"][mod], self.observation_mask(mod, j, batch)
                 )
 
     def guide(self, batch: Mapping[str, Any], kl_weight: float = 1.0) -> None:
@@ -184,6 +184,6 @@ class MoPoEVAE(BaseModel):
     default_refit_noise_steps = 300
 
     def __init__(self, mdata, *, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
-                 dropout: float = 0.0) -> None:
-        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout)
+                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp") -> None:
+        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, decoder=decoder)
 

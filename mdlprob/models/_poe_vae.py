@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pyro
 import pyro.distributions as pdist
@@ -85,7 +85,7 @@ class _PoEVAEModule(MultimodalVAEModule):
                 for j in self.term_modalities[name]:
                     mod = self.modalities[j]
                     self.likelihoods[mod].pyro_observe(
-                        f"x_{name}_{mod}", self.decode(mod, z), batch["x"][mod], self.observation_mask(mod, j, batch)
+                        f"x_{name}_{mod}", self.decode(mod, z, batch), batch["x"][mod], self.observation_mask(mod, j, batch)
                     )
 
     def guide(self, batch: Mapping[str, Any], kl_weight: float = 1.0) -> None:
@@ -163,6 +163,6 @@ class PoEVAE(BaseModel):
     _module_cls = _PoEVAEModule
 
     def __init__(self, mdata, *, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
-                 dropout: float = 0.0, cross_reconstruction: bool = False) -> None:
-        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout,
+                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp", cross_reconstruction: bool = False) -> None:
+        super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, decoder=decoder,
                          cross_reconstruction=bool(cross_reconstruction))

@@ -16,12 +16,15 @@ def mlp(n_in: int, n_hidden: int, n_layers: int, *, dropout: float = 0.0) -> nn.
 
 
 class GaussianEncoder(nn.Module):
-    """Maps a modality's encoder input to the mean and log-variance of a Gaussian expert."""
+    """Maps a modality's encoder input to the mean and log-variance of a Gaussian expert.
+
+    ``n_layers=0`` gives a linear expert: both moments are affine in the input.
+    """
 
     def __init__(self, n_in: int, n_latent: int, n_hidden: int, n_layers: int, *, dropout: float = 0.0) -> None:
         super().__init__()
         self.body = mlp(n_in, n_hidden, n_layers, dropout=dropout)
-        self.out = nn.Linear(n_hidden, 2 * n_latent)
+        self.out = nn.Linear(n_hidden if n_layers else n_in, 2 * n_latent)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.out(self.body(x)).chunk(2, dim=-1)

@@ -136,3 +136,15 @@ def test_svi_refuses_an_outcome_it_would_ignore():
     model = mdlprob.models.PoEVAE(mdata, n_latent=3)
     with pytest.raises(ValueError, match="inference='fast'"):
         model.train(max_epochs=1, inference="svi", progress_bar=False)
+
+
+@pytest.mark.parametrize("outcome", [CATEGORICAL, COX, HAZARD], ids=["categorical", "coxph", "logistic_hazard"])
+def test_new_data_without_outcome_columns_are_predicted(outcome):
+    model, mdata, _ = _fit(outcome, n_obs=120, epochs=2)
+    mdlprob.settings.seed = 3
+    before = model.predict_outcome(mdata, n_samples=10)
+    fresh = mdata.copy()
+    fresh.obs = fresh.obs.drop(columns=["label", "time", "event"])  # unseen patients: no outcome recorded
+    mdlprob.settings.seed = 3
+    after = model.predict_outcome(fresh, n_samples=10)
+    np.testing.assert_array_equal(before.select_dtypes("number").to_numpy(), after.select_dtypes("number").to_numpy())

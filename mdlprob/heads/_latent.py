@@ -1,0 +1,217 @@
+"""A Bayesian head on a trained model's latent posterior that sees at fit what it will see at prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import _BayesianHead, _check_number
+
+
+class LatentHead(BaseEstimator):
+    r"""A head (classifier or survival model) on a multimodal model's latent posterior.
+
+    For observation :math:`i`, latent draw :math:`s` and the set :math:`S` of modalities the
+    posterior conditions on, the head's input is
+
+    .. math::
+        \big[\, z_i^{(s)} \sim q(z \mid x_{iS}),\;\; c_i,\;\; \mathbb{1}[m \in S]_{m} \,\big],
+
+    the latent draw, standardised covariates :math:`c_i` that reach the head directly (e.g.
+    age and sex for survival, which a latent compressing thousands of genes may blur) and
+    which modalities the posterior saw (centred by their training frequency). At prediction :math:`S` is everything the
+    observation has. At fit, each draw of each training observation loses one of its
+    modalities with probability ``modality_dropout`` (never its last): the head then meets
+    during training the wider, prior-shrunk posteriors of observations that lack a view,
+    instead of learning only from complete ones and extrapolating. Latent draws enter as
+    augmentation (each weighted :math:`1/S`), so prediction integrates over them and an
+    observation with fewer views gets a wider interval.
+
+    With the head's ``prior_scale="auto"`` the latent dimensions, the covariates and the
+    presence indicators each get their own prior scale, learned by maximising the ELBO: a
+    group that does not help (a latent without outcome signal) is shrunk towards zero.
+
+    Parameters
+    ----------
+    model
+        A trained mdlprob model (``sample_latent``, ``tensors`` and ``modalities``).
+    head
+        An unfitted head from :mod:`mdlprob.heads` (cloned at ``fit``), e.g.
+        ``CoxPHHead(prior_scale="auto")``.
+    covariates
+        Names of numeric covariates, each a column of ``mdata.obs`` or a feature of one of
+        the model's modalities (e.g. ``["age", "is_female"]`` of a clinical table). Missing
+        values (also of an absent modality) take the training mean.
+    modality_dropout
+        Probability, per training observation and latent draw, of dropping one of its
+        present modalities from the posterior.
+    n_samples
+        Latent posterior draws per observation, at fit and at prediction.
+    random_state
+        Seed of the dropout pattern (the latent draws follow ``mdlprob.settings.seed``).
+
+    Attributes
+    ----------
+    head_
+        The fitted head.
+    feature_names_, feature_groups_
+        Names and groups (``latent``, ``covariate``, ``presence``) of the head's inputs.
+    covariate_mean_, covariate_scale_
+        Training mean and sd of each covariate.
+
+    Examples
+    --------
+    >>> import mdlprob
+    >>> from mdlprob.heads import ClassifierHead, LatentHead
+    >>> mdata = mdlprob.datasets.synthetic(200, missing={"protein": 0.3})
+    >>> mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb", "clinical": "mixed"})
+    >>> model = mdlprob.PoEVAE(mdata, n_latent=4)
+    >>> model.train(max_epochs=2, progress_bar=False)
+    >>> est = LatentHead(model, ClassifierHead(prior_scale="auto", max_epochs=50), n_samples=5)
+    >>> est = est.fit(mdata, mdata.obs["label"].to_numpy())
+    >>> est.predict_proba(mdata).shape
+    (200, 4)
+    """
+
+    def __init__(self, model: Any, head: _BayesianHead, *, covariates: Sequence[str] | None = None,
+                 modality_dropout: float = 0.5, n_samples: int = 20, random_state: Any = None) -> None:
+        self.model = model
+        self.head = head
+        self.covariates = covariates
+        self.modality_dropout = modality_dropout
+        self.n_samples = n_samples
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- inputs
+    def _check_params(self) -> None:
+        if not isinstance(self.head, _BayesianHead):
+            msg = f"Expected `head` to be an mdlprob head (e.g. CoxPHHead()), got {type(self.head).__name__}."
+            raise TypeError(msg)
+        if not getattr(self.model, "is_trained_", False):
+            msg = "Expected `model` to be a trained mdlprob model; call model.train() first."
+            raise ValueError(msg)
+        _check_number("modality_dropout", self.modality_dropout, kind=Real, low=0, high=1, high_open=True)
+        _check_number("n_samples", self.n_samples, kind=Integral, low=1)
+
+    def _covariate_values(self, mdata: Any) -> np.ndarray:
+        """Raw covariates ``(n_obs, n_covariates)``, NaN where missing."""
+        names = list(self.covariates or [])
+        out = np.full((mdata.n_obs, len(names)), np.nan)
+        for c, name in enumerate(names):
+            if name in mdata.obs.columns:
+                col = mdata.obs[name]
+                if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                    msg = f"Covariate {name!r} of mdata.obs has dtype {col.dtype}; expected numbers or booleans."
+                    raise TypeError(msg)
+                out[:, c] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                continue
+            holders = [m for m in self.model.modalities if m in mdata.mod and name in mdata.mod[m].var_names]
+            if not holders:
+                msg = (f"Covariate {name!r} is neither a column of mdata.obs nor a feature of the model's modalities "
+                       f"{self.model.modalities}.")
+                raise KeyError(msg)
+            adata = mdata.mod[holders[0]]
+            values = adata[:, name].X
+            values = np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float64).ravel()
+            rows = np.asarray(mdata.obsmap[holders[0]]).astype(np.int64) - 1
+            out[rows >= 0, c] = values[rows[rows >= 0]]
+        return out
+
+    def _features(self, mdata: Any, *, fit: bool) -> np.ndarray:
+        """Head inputs ``(n_samples, n_obs, n_features)`` for ``mdata``."""
+        presence = self.model.tensors(mdata).presence.cpu().numpy()
+        n_obs, n_mod = presence.shape
+        s = int(self.n_samples)
+        masks = np.broadcast_to(presence, (s, n_obs, n_mod)).copy()
+        if fit and self.modality_dropout > 0:
+            rng = np.random.default_rng(self.random_state)
+            for i in np.flatnonzero(presence.sum(1) > 1):
+                present = np.flatnonzero(presence[i])
+                drop = rng.random(s) < self.modality_dropout
+                masks[drop, i, rng.choice(present, size=int(drop.sum()))] = False
+        patterns, inverse = np.unique(masks.reshape(-1, n_mod), axis=0, return_inverse=True)
+        inverse = inverse.reshape(s, n_obs)
+        latent = np.empty((s, n_obs, self.model.module.n_latent))
+        for p, pattern in enumerate(patterns):
+            hit = inverse == p
+            rows = np.flatnonzero(hit.any(0))
+            draws = self.model.sample_latent(mdata, mask=np.broadcast_to(pattern, (n_obs, n_mod)), n_samples=s)
+            latent[:, rows] = np.where(hit[:, rows, None], draws[:, rows], latent[:, rows])
+        parts = [latent]
+        cov = self._covariate_values(mdata)
+        if fit:
+            self.covariate_mean_ = np.nan_to_num(np.nanmean(cov, 0)) if cov.shape[1] else np.zeros(0)
+            filled = np.where(np.isnan(cov), self.covariate_mean_, cov)
+            sd = filled.std(0)
+            self.covariate_scale_ = np.where(sd > 1e-12, sd, 1.0)
+            self.presence_columns_ = [j for j in range(n_mod) if len(np.unique(masks[..., j])) > 1]
+            self.presence_mean_ = masks[..., self.presence_columns_].mean((0, 1))
+        filled = np.where(np.isnan(cov), self.covariate_mean_, cov)
+        parts.append(np.broadcast_to((filled - self.covariate_mean_) / self.covariate_scale_, (s, *cov.shape)))
+        parts.append(masks[..., self.presence_columns_] - self.presence_mean_)  # centred: no view is the reference
+        return np.concatenate(parts, axis=-1)
+
+    # ---------------------------------------------------------------- API
+    def fit(self, mdata: Any, y: Any) -> LatentHead:
+        """Fit the head on latent draws (with modality dropout), covariates and presence of ``mdata``.
+
+        Parameters
+        ----------
+        mdata
+            Training observations, registered like the model's data.
+        y
+            Targets as for the head's ``fit``: labels, or a survival structured array.
+
+        Returns
+        -------
+        The fitted estimator.
+        """
+        self._check_params()
+        X = self._features(mdata, fit=True)
+        k = self.model.module.n_latent
+        names = [f"z{d + 1}" for d in range(k)] + list(self.covariates or []) + [
+            f"has_{self.model.modalities[j]}" for j in self.presence_columns_]
+        groups = ["latent"] * k + ["covariate"] * len(self.covariates or []) + ["presence"] * len(self.presence_columns_)
+        self.feature_names_, self.feature_groups_ = names, np.asarray(groups)
+        self.head_ = clone(self.head).fit(X, y, feature_groups=self.feature_groups_)
+        return self
+
+    def transform(self, mdata: Any) -> np.ndarray:
+        """The head's inputs for ``mdata``: ``(n_samples, n_obs, n_features)`` (no dropout)."""
+        check_is_fitted(self, "head_")
+        return self._features(mdata, fit=False)
+
+    def _delegate(self, name: str):
+        check_is_fitted(self, "head_")
+        method = getattr(self.head_, name, None)
+        if method is None:
+            msg = f"{type(self.head_).__name__} has no {name}()."
+            raise AttributeError(msg)
+        return method
+
+    def predict(self, mdata: Any) -> np.ndarray:
+        """The head's ``predict`` (class labels, or risk scores for survival heads)."""
+        return self._delegate("predict")(self.transform(mdata))
+
+    def predict_proba(self, mdata: Any, return_interval: bool = False) -> Any:
+        """Class probabilities (classifier heads), optionally with their ``level`` intervals."""
+        return self._delegate("predict_proba")(self.transform(mdata), return_interval=return_interval)
+
+    def predict_risk(self, mdata: Any, return_interval: bool = False) -> Any:
+        """Risk scores (survival heads; higher = earlier event), optionally with intervals."""
+        return self._delegate("predict_risk")(self.transform(mdata), return_interval=return_interval)
+
+    def predict_survival_function(self, mdata: Any, times: Any, return_interval: bool = False) -> Any:
+        """Survival probabilities ``(n_obs, n_times)`` (survival heads), optionally with bands."""
+        return self._delegate("predict_survival_function")(self.transform(mdata), times,
+                                                           return_interval=return_interval)
+
+    def score(self, mdata: Any, y: Any) -> float:
+        """The head's score: accuracy for classifiers, Harrell's C for survival heads."""
+        return self._delegate("score")(self.transform(mdata), y)
