@@ -11,6 +11,8 @@ import numpy as np
 
 import mdlprob
 from mdlprob.heads import ClassifierHead, CoxPHHead, LatentHead
+from mdlprob.models import Ensemble
+from mdlprob.tune import tune
 
 RECOMMENDED: dict[str, dict[str, Any]] = {
     "survival": {"model": "PoEVAE", "model_kwargs": {"n_latent": 16, "n_hidden": 64},
@@ -21,11 +23,9 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
                        "train": {"max_epochs": 300, "batch_size": 64, "lr": 2e-3},
                        "head": "ClassifierHead(prior_scale='auto', max_epochs=500)", "covariates": [],
                        "modality_dropout": 0.5, "n_samples": 20},
-    "mixomics": {"model": "MoPoEVAE", "model_kwargs": {"n_latent": 64, "n_layers": 0},
-                 "train": {"max_epochs": 200, "batch_size": 128, "lr": 2e-3, "weight_decay": 1.0,
-                           "early_stopping": True, "patience": 20}},
-    "citeseq": {"model": "PoEVAE", "model_kwargs": {"n_latent": 30},
-                "train": {"max_epochs": 400, "batch_size": 128, "lr": 2e-3, "early_stopping": True, "patience": 30}},
+    "imputation": {"search": "mdlprob.tune.tune([PoEVAE, MoPoEVAE], objective='imputation', scoring='loglik', "
+                             "n_trials=20, n_folds=3, search_space=DEFAULT_SPACE)",
+                   "then": "Ensemble of 5 seeds of the chosen configuration"},
 }
 QUICK_TRAIN = {"max_epochs": 3}
 
@@ -49,10 +49,20 @@ def latent_head(task: str, train_mdata, y, *, seed: int, quick: bool) -> LatentH
     return est.fit(train_mdata, y)
 
 
-def impute_recommended(name: str, view, target: str, given: list[str], *, seed: int, quick: bool) -> dict:
-    """Mean, 90% interval and 100 predictive draws of ``target`` for every row of ``view``."""
-    model = _model(name, view, seed, quick)
-    imp = model.impute(view, target, given=given, n_samples=200)
-    draws = model.sample_predictive(view, target, given=given, n_samples=100)
+def impute_recommended(view, target: str, given: list[str], *, seed: int, quick: bool) -> dict:
+    """Tune on ``view`` (cross-validated predictive log-density of ``target``), then a 5-seed ensemble.
+
+    Returns the mean, 90% interval and 100 predictive draws of ``target`` for every row,
+    and the chosen configuration.
+    """
+    mdlprob.settings.seed = seed
+    res = tune(["PoEVAE", "MoPoEVAE"], view, objective="imputation", target=target, given=given,
+               n_trials=2 if quick else 20, n_folds=3, refit=False, progress_bar=False,
+               fixed=QUICK_TRAIN if quick else None)
+    best = res.best_params
+    ens = Ensemble(best["model_cls"], view, n_models=2 if quick else 5, **best["model"])
+    ens.train(progress_bar=False, **best["train"])
+    imp = ens.impute(view, target, given=given, n_samples=200)
+    draws = ens.sample_predictive(view, target, given=given, n_samples=100)
     return {"mean": imp.layers["mean"], "lower": imp.layers["q05"], "upper": imp.layers["q95"],
-            "samples": np.asarray(draws)}
+            "samples": np.asarray(draws), "config": best}

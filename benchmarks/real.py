@@ -273,10 +273,12 @@ def imputation_rows(meta: dict, truth: np.ndarray, hide: np.ndarray, preds: dict
             cov = inside.mean(0)
         if "samples" in p:
             crps = np.array([metrics.crps(tf(t[:, j]), tf(p["samples"][:, hide][:, :, j])) for j in range(t.shape[1])])
+        config = str(p["config"]) if "config" in p else None
         for j in range(t.shape[1]):
             rows.append({**meta, "method": name, "unit": f"{meta['seed']}:{j}", "pearson_r": float(r[j]),
                          "coverage_90": None if cov is None else float(cov[j]),
-                         "crps": None if crps is None else float(crps[j]), "seconds": p.get("seconds")})
+                         "crps": None if crps is None else float(crps[j]), "seconds": p.get("seconds"),
+                         "config": config})
     return rows
 
 
@@ -319,8 +321,7 @@ def run_imputation(args) -> list[dict]:
         view = hide_modality(full, "protein", hide)
         setup_mudata(view, likelihoods=MIXOMICS_LIKELIHOODS)
         start = time.perf_counter()
-        preds["mdlprob"] = {**impute_recommended("mixomics", view, "protein", ["mrna", "mirna"], seed=seed, quick=args.quick),
-                            "seconds": None}
+        preds["mdlprob"] = impute_recommended(view, "protein", ["mrna", "mirna"], seed=seed, quick=args.quick)
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
         meta = {"task": "imputation", "dataset": "mixOmics protein", "missing_rate": 0.3, "seed": seed,
                 "setting": "transductive"}
@@ -351,7 +352,7 @@ def run_imputation(args) -> list[dict]:
         view = hide_modality(cite, "adt", hide)
         setup_mudata(view, likelihoods={"rna": "nb", "adt": "nb"})
         start = time.perf_counter()
-        preds["mdlprob"] = impute_recommended("citeseq", view, "adt", ["rna"], seed=seed, quick=args.quick)
+        preds["mdlprob"] = impute_recommended(view, "adt", ["rna"], seed=seed, quick=args.quick)
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
         meta = {"task": "imputation", "dataset": "CITE-seq ADT", "missing_rate": 0.2, "seed": seed,
                 "setting": "transductive"}

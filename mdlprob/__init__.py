@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, datasets, distributions, fusion, heads, metrics, models, plotting
+from . import data, datasets, distributions, fusion, heads, metrics, models, plotting, tune
 from ._settings import settings
 from .models import FactorModel, GraphPoEVAE, MoEVAE, MoPoEVAE, PoEVAE
 
@@ -28,4 +28,5 @@ __all__ = [
     "models",
     "plotting",
     "settings",
+    "tune",
 ]

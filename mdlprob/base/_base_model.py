@@ -80,6 +80,8 @@ class BaseModel:
         self.history_: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         self.train_indices_: list[int] = []
         self.val_indices_: list[int] = []
+        #: The search that chose this configuration (:func:`mdlprob.tune.tune`), saved with the model.
+        self.tuning_: dict[str, Any] | None = None
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -515,13 +517,26 @@ class BaseModel:
         qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
         use = self._use_mask(given)
         tensors = self.tensors(mdata)
-        j = self.modalities.index(modality)
         lik = self.module.likelihoods[modality]
         importance = self._importance(importance, n_samples)
+        batches = ((lik.mean(params).mean(0), draws)
+                   for params, draws in self._predictive(tensors, modality, use, n_samples, importance, batch_size))
+        result = self._imputation(mdata, tensors, modality, batches, qs)
+        result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
+                                        "n_samples": n_samples, "quantiles": qs, "importance": importance}
+        if (~tensors.presence[:, use.cpu()].any(1)).any():
+            warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
+                          DataWarning, stacklevel=2)
+        return result
+
+    def _imputation(self, mdata: md.MuData, tensors: MultimodalTensors, modality: str, batches,
+                    qs: Sequence[float]) -> ad.AnnData:
+        """The AnnData of :meth:`impute` from per-batch ``(predictive mean, draws (S, batch, n_vars))``."""
+        lik = self.module.likelihoods[modality]
         cat_cols = lik.categorical_columns
         out = {k: [] for k in ["mean", "std", *(_q_name(q) for q in qs)]}
-        for params, draws in self._predictive(tensors, modality, use, n_samples, importance, batch_size):
-            pred_mean, pred_sd = lik.mean(params).mean(0), draws.std(0)
+        for pred_mean, draws in batches:
+            pred_sd = draws.std(0)
             if cat_cols is not None and len(cat_cols):
                 pred_mean[:, cat_cols] = torch.mode(draws[:, :, cat_cols], dim=0).values
                 pred_sd[:, cat_cols] = float("nan")
@@ -534,15 +549,11 @@ class BaseModel:
                 out[_q_name(q)].append(_interpolated_quantile(sorted_draws, q).cpu())
         layers = {k: torch.cat(v).numpy() for k, v in out.items()}
         var = mdata.mod[modality].var.copy() if modality in mdata.mod else pd.DataFrame(index=self.var_names_[modality])
+        j = self.modalities.index(modality)
         obs = pd.DataFrame({"observed": tensors.presence[:, j].numpy()}, index=mdata.obs_names.copy())
         result = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=var, layers=layers)
         if lik.image_shape is not None:
             result.uns["image_shape"] = list(lik.image_shape)
-        result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
-                                        "n_samples": n_samples, "quantiles": qs, "importance": importance}
-        if (~tensors.presence[:, use.cpu()].any(1)).any():
-            warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
-                          DataWarning, stacklevel=2)
         return result
 
     @torch.no_grad()
@@ -707,6 +718,7 @@ class BaseModel:
             "model_class": type(self).__name__, "mdlprob_version": __version__, "module_kwargs": self._module_kwargs,
             "spec": self._spec, "registry": self.registry_, "var_names": self.var_names_, "history": self.history_,
             "train_indices": self.train_indices_, "val_indices": self.val_indices_,
+            "tuning": getattr(self, "tuning_", None),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -747,6 +759,7 @@ class BaseModel:
         self.registry_, self.var_names_, self._spec = config["registry"], config["var_names"], config["spec"]
         self._module_kwargs, self.history_ = config["module_kwargs"], config["history"]
         self.train_indices_, self.val_indices_ = config["train_indices"], config["val_indices"]
+        self.tuning_ = config.get("tuning")
         self.module = cls._module_cls(self._spec, **self._module_kwargs)
         device = resolve_device(accelerator)
         self.module.load_state_dict(torch.load(path / _WEIGHTS, map_location=device, weights_only=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._feature_graph import link_features_by_name
 from ._graph import GraphTensors, MaskedEmbedding, build_sample_graph
-from ._mudata import hide_modality, make_mudata
+from ._mudata import dense_values, hide_modality, make_mudata
 from ._setup import get_registry, presence_mask, setup_mudata
 from ._table import table_to_anndata
 from ._tensors import MultimodalTensors, tensors_from_mudata
@@ -14,6 +14,7 @@ __all__ = [
     "MaskedEmbedding",
     "MultimodalTensors",
     "build_sample_graph",
+    "dense_values",
     "get_registry",
     "hide_modality",
     "link_features_by_name",

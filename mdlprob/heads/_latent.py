@@ -75,8 +75,8 @@ class LatentHead(BaseEstimator):
     >>> model.train(max_epochs=2, progress_bar=False)
     >>> est = LatentHead(model, ClassifierHead(prior_scale="auto", max_epochs=50), n_samples=5)
     >>> est = est.fit(mdata, mdata.obs["label"].to_numpy())
-    >>> est.predict_proba(mdata).shape
-    (200, 4)
+    >>> est.predict_proba(mdata).shape  # three classes
+    (200, 3)
     """
 
     def __init__(self, model: Any, head: _BayesianHead, *, covariates: Sequence[str] | None = None,

@@ -1,0 +1,193 @@
+"""A deep ensemble of one model class over seeds: a mixture of the members' posterior predictives."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import torch
+
+from .._settings import settings
+from .._utils import atomic_path
+from ..base import BaseModel
+from ..base._validate import check_float, check_int
+from ..exceptions import NotTrainedError, RegistrationError
+
+_CONFIG = "ensemble.json"
+
+
+class Ensemble:
+    r"""Several copies of one model, trained from different seeds, predicting as one mixture.
+
+    With members :math:`m = 1..M` (same architecture, different initialisation and mini-batch
+    order), the predictive distribution of an absent modality is the equal-weight mixture
+
+    .. math::
+        p(x_t \mid x_S) = \frac1M \sum_{m=1}^M \int p_{\theta_m}(x_t \mid z)\, q_m(z \mid x_S)\, dz ,
+
+    so imputed means average over members (less variance from a lucky or unlucky fit, which
+    matters most on small cohorts) and the intervals also carry the disagreement between
+    fits (Lakshminarayanan et al., 2017). Latent spaces of different members are not aligned
+    (each is defined up to rotation), so an ensemble has no single latent representation:
+    use a member (``ensemble.members_[0]``) for that.
+
+    Parameters
+    ----------
+    model_cls
+        A model class of :mod:`mdlprob.models` (or its name).
+    mdata
+        Registered training data, as for the model class.
+    n_models
+        Number of members.
+    **model_kwargs
+        Passed to every member's constructor.
+
+    Attributes
+    ----------
+    members_
+        The ``n_models`` models; member ``i`` is trained with ``mdlprob.settings.seed`` set
+        to the seed in force when :meth:`train` is called plus ``i`` (plus 0 when unset).
+
+    Examples
+    --------
+    >>> import mdlprob
+    >>> mdata = mdlprob.datasets.synthetic(200, missing={"protein": 0.3})
+    >>> mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb", "clinical": "mixed"})
+    >>> ens = mdlprob.models.Ensemble("PoEVAE", mdata, n_models=2, n_latent=4)
+    >>> ens.train(max_epochs=2, progress_bar=False)
+    >>> ens.impute(mdata, "protein", n_samples=20).shape
+    (200, 30)
+    """
+
+    def __init__(self, model_cls: type[BaseModel] | str, mdata: md.MuData | None, *, n_models: int = 5,
+                 **model_kwargs: Any) -> None:
+        from . import __all__ as names
+
+        if isinstance(model_cls, str):
+            if model_cls not in names or model_cls == "Ensemble":
+                msg = f"Expected model_cls to name a model of mdlprob.models {[n for n in names if n != 'Ensemble']}, got {model_cls!r}."
+                raise ValueError(msg)
+            from .. import models
+
+            model_cls = getattr(models, model_cls)
+        if not (isinstance(model_cls, type) and issubclass(model_cls, BaseModel)):
+            msg = f"Expected model_cls to be an mdlprob model class, got {model_cls!r}."
+            raise TypeError(msg)
+        check_int("n_models", n_models, minimum=1)
+        self.model_cls = model_cls
+        self.model_kwargs = dict(model_kwargs)
+        self.members_ = [] if mdata is None else [model_cls(mdata, **model_kwargs) for _ in range(n_models)]
+
+    def __repr__(self) -> str:
+        return f"Ensemble({self.model_cls.__name__} x {len(self.members_)})"
+
+    @property
+    def modalities(self) -> list[str]:
+        return self.members_[0].modalities
+
+    @property
+    def is_trained_(self) -> bool:
+        return bool(self.members_) and all(m.is_trained_ for m in self.members_)
+
+    def train(self, **train_kwargs: Any) -> None:
+        """Train every member with the same arguments (see the model's ``train``), seed ``s + i``."""
+        base = settings.seed or 0
+        try:
+            for i, member in enumerate(self.members_):
+                settings.seed = base + i
+                member.train(**train_kwargs)
+        finally:
+            settings.seed = base
+
+    def _check(self) -> None:
+        if not self.is_trained_:
+            msg = "This Ensemble is not trained yet; call .train() first."
+            raise NotTrainedError(msg)
+
+    def sample_predictive(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
+                          n_samples: int = 100, importance: int | None = None,
+                          batch_size: int | None = None) -> np.ndarray:
+        """Draws ``(n_samples, n_obs, n_vars)`` from the mixture: an equal share from each member."""
+        self._check()
+        check_int("n_samples", n_samples, minimum=1)
+        share = math.ceil(n_samples / len(self.members_))
+        draws = [m.sample_predictive(mdata, modality, given=given, n_samples=share, importance=importance,
+                                     batch_size=batch_size) for m in self.members_]
+        return np.concatenate(draws, axis=0)[:n_samples]
+
+    @torch.no_grad()
+    def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None, n_samples: int = 100,
+               quantiles: Sequence[float] = (0.05, 0.5, 0.95), importance: int | None = None,
+               batch_size: int | None = None) -> ad.AnnData:
+        """The mixture's predictive distribution of ``modality``, laid out as the models' ``impute``.
+
+        ``mean`` averages the members' predictive means; ``std`` and the quantiles are those of
+        the pooled draws (``n_samples`` in all, an equal share per member).
+        """
+        self._check()
+        first = self.members_[0]
+        if modality not in first.modalities:
+            msg = f"Expected modality to be one of the registered modalities {first.modalities}, got {modality!r}."
+            raise ValueError(msg)
+        check_int("n_samples", n_samples, minimum=2)
+        qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
+        share = max(2, math.ceil(n_samples / len(self.members_)))
+        tensors = first.tensors(mdata)
+        if batch_size is None:  # every member walks the same batches
+            width = sum(lik.n_vars for lik in first.module.likelihoods.values())
+            batch_size = max(1, min(1024, int(2e7 // (share * width))))
+        streams = [m._predictive(tensors, modality, m._use_mask(given), share, m._importance(importance, share), batch_size)
+                   for m in self.members_]
+        batches = ((torch.stack([m.module.likelihoods[modality].mean(p).mean(0) for m, (p, _) in zip(self.members_, parts,
+                                                                                                      strict=True)]).mean(0),
+                    torch.cat([d for _, d in parts]))
+                   for parts in zip(*streams, strict=True))
+        result = first._imputation(mdata, tensors, modality, batches, qs)
+        result.uns["mdlprob_impute"] = {"modality": modality, "given": list(given or first.modalities),
+                                        "n_samples": share * len(self.members_), "quantiles": qs,
+                                        "n_models": len(self.members_)}
+        return result
+
+    def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int = 256) -> np.ndarray:
+        """Log of the members' average likelihood per observation (each an IWAE estimate)."""
+        self._check()
+        lls = np.stack([m.log_likelihood(mdata, n_samples=n_samples, batch_size=batch_size) for m in self.members_])
+        top = lls.max(0)
+        return top + np.log(np.exp(lls - top).mean(0))
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """One sub-folder per member (``member_0`` ...) plus ``ensemble.json``."""
+        self._check()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            msg = f"{path} already exists; pass overwrite=True to replace it."
+            raise FileExistsError(msg)
+        path.mkdir(parents=True, exist_ok=True)
+        for i, member in enumerate(self.members_):
+            member.save(path / f"member_{i}", overwrite=True)
+        with atomic_path(path / _CONFIG) as tmp:
+            Path(tmp).write_text(json.dumps({"model_class": self.model_cls.__name__, "n_models": len(self.members_),
+                                             "model_kwargs": self.model_kwargs}, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto") -> Ensemble:
+        """Load an ensemble saved with :meth:`save` (members with their class's ``load``)."""
+        path = Path(path)
+        if not (path / _CONFIG).exists():
+            msg = f"No saved mdlprob ensemble in {path}: expected {_CONFIG} there."
+            raise FileNotFoundError(msg)
+        try:
+            config = json.loads((path / _CONFIG).read_text())
+            name, n_models = config["model_class"], int(config["n_models"])
+        except (ValueError, KeyError, TypeError) as err:
+            msg = f"{path / _CONFIG} is not a valid ensemble description ({err})."
+            raise RegistrationError(msg) from err
+        self = cls(name, None, **config.get("model_kwargs", {}))
+        self.members_ = [self.model_cls.load(path / f"member_{i}", mdata, accelerator=accelerator) for i in range(n_models)]
+        return self
