@@ -27,8 +27,10 @@ class CoxPHHead(_SurvivalHead):
     ----------
     prior_scale
         Standard deviation :math:`\sigma` of the Gaussian prior on each coefficient.
-        ``"auto"``: one scale per feature group, learned by maximising the ELBO
-        (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
+        ``"auto"``: a scale per feature group (``fit``'s ``feature_groups``) by empirical Bayes,
+        times a common multiplier chosen by 3-fold cross-validation inside the training
+        data; ``"eb"``: the empirical-Bayes scales alone; ``"ard"``: one empirical-Bayes
+        scale per feature; a dict: a fixed scale per group. Fitted scales: ``prior_scale_``.
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -91,8 +93,9 @@ class CoxPHHead(_SurvivalHead):
         y
             Structured array with fields (event indicator, time), e.g. ``Surv.from_arrays``.
         feature_groups
-            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
-            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
+            Group label per feature ``(n_features,)``; with ``prior_scale`` ``"auto"``,
+            ``"eb"`` or a dict each group gets its own prior scale (e.g. clinical
+            covariates, latent dimensions).
 
         Returns
         -------
@@ -104,6 +107,10 @@ class CoxPHHead(_SurvivalHead):
             On invalid hyper-parameters or ``X``; when ``y`` is not a two-field structured array,
             has negative or non-finite times, no observed event, or a length other than ``n_obs``.
         """
+        return self._fit_prior(X, y, feature_groups)
+
+    def _fit_once(self, X: Any, y: Any, feature_groups: Any) -> CoxPHHead:
+        """One fit at the prior in force (see ``_BayesianHead._fit_prior``)."""
         X3, event, time = self._survival_target(X, y)
         order = np.argsort(-time, kind="stable")
         t_desc = time[order]

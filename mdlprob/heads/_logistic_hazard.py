@@ -43,8 +43,10 @@ class LogisticHazardHead(_SurvivalHead):
         Prior standard deviation of the change of each coefficient from one bin to the next.
     prior_scale
         Prior standard deviation of :math:`\alpha_k` and :math:`\beta`.
-        ``"auto"``: :math:`\beta`'s scale per feature group is learned by maximising the
-        ELBO (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
+        ``"auto"``: a scale per feature group (``fit``'s ``feature_groups``) by empirical Bayes,
+        times a common multiplier chosen by 3-fold cross-validation inside the training
+        data; ``"eb"``: the empirical-Bayes scales alone; ``"ard"``: one empirical-Bayes
+        scale per feature; a dict: a fixed scale per group. Fitted scales: ``prior_scale_``.
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -135,8 +137,9 @@ class LogisticHazardHead(_SurvivalHead):
         y
             Structured array with fields (event indicator, time), e.g. ``Surv.from_arrays``.
         feature_groups
-            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
-            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
+            Group label per feature ``(n_features,)``; with ``prior_scale`` ``"auto"``,
+            ``"eb"`` or a dict each group gets its own prior scale (e.g. clinical
+            covariates, latent dimensions).
 
         Returns
         -------
@@ -148,6 +151,10 @@ class LogisticHazardHead(_SurvivalHead):
             On invalid hyper-parameters or ``X``; when ``y`` is not a two-field structured array,
             has negative or non-finite times, no observed event, or a length other than ``n_obs``.
         """
+        return self._fit_prior(X, y, feature_groups)
+
+    def _fit_once(self, X: Any, y: Any, feature_groups: Any) -> LogisticHazardHead:
+        """One fit at the prior in force (see ``_BayesianHead._fit_prior``)."""
         _check_number("n_bins", self.n_bins, kind=Integral, low=1)
         _check_number("drift_scale", self.drift_scale, kind=Real, low=0, low_open=True)
         X3, event, time = self._survival_target(X, y)

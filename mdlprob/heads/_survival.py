@@ -93,6 +93,12 @@ class _SurvivalHead(_BayesianHead):
         """Risk score ``(n_obs,)``, as :meth:`predict_risk`; usable with scikit-survival scorers."""
         return self.predict_risk(X)
 
+    def _cv_strata(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y[y.dtype.names[0]]).astype(int)
+
+    def _cv_score(self, X3: np.ndarray, y: np.ndarray) -> float:
+        return self.score(X3, y)
+
     def score(self, X: Any, y: Any) -> float:
         """Harrell's concordance index of :meth:`predict` against ``y`` (0.5 = random)."""
         risk = self.predict(X)

@@ -33,8 +33,10 @@ class WeibullAFTHead(_SurvivalHead):
     ----------
     prior_scale
         Prior standard deviation of :math:`\beta'`, :math:`\mu'` and :math:`\rho` (standardised scale).
-        ``"auto"``: :math:`\beta'`'s scale per feature group is learned by maximising the
-        ELBO (empirical Bayes; see ``fit``'s ``feature_groups`` and the fitted ``prior_scale_``).
+        ``"auto"``: a scale per feature group (``fit``'s ``feature_groups``) by empirical Bayes,
+        times a common multiplier chosen by 3-fold cross-validation inside the training
+        data; ``"eb"``: the empirical-Bayes scales alone; ``"ard"``: one empirical-Bayes
+        scale per feature; a dict: a fixed scale per group. Fitted scales: ``prior_scale_``.
     max_epochs
         Number of SVI steps (each on the full training set).
     lr
@@ -101,8 +103,9 @@ class WeibullAFTHead(_SurvivalHead):
         y
             Structured array with fields (event indicator, time), e.g. ``Surv.from_arrays``.
         feature_groups
-            Group label per feature ``(n_features,)``; with ``prior_scale="auto"`` each group
-            gets its own learned prior scale (e.g. clinical covariates, latent dimensions).
+            Group label per feature ``(n_features,)``; with ``prior_scale`` ``"auto"``,
+            ``"eb"`` or a dict each group gets its own prior scale (e.g. clinical
+            covariates, latent dimensions).
 
         Returns
         -------
@@ -114,6 +117,10 @@ class WeibullAFTHead(_SurvivalHead):
             On invalid hyper-parameters or ``X``; when ``y`` is not a two-field structured array,
             has non-positive or non-finite times, no observed event, or a length other than ``n_obs``.
         """
+        return self._fit_prior(X, y, feature_groups)
+
+    def _fit_once(self, X: Any, y: Any, feature_groups: Any) -> WeibullAFTHead:
+        """One fit at the prior in force (see ``_BayesianHead._fit_prior``)."""
         X3, event, time = self._survival_target(X, y)
         if (time <= 0).any():
             msg = (f"Expected positive times in `y` (the model is on log T), got {int((time <= 0).sum())} "
