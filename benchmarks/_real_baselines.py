@@ -45,30 +45,59 @@ def coxnet_cv(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, *, s
               l1_ratios=(0.01, 0.1, 0.5), n_alphas: int = 40, inner_folds: int = 5):
     """Elastic-net Cox: ``l1_ratio`` and ``alpha`` (40-point path, ``alpha_min_ratio=0.01``) by inner
     stratified 5-fold CV of Harrell's C on the training rows. Returns (risk, survival function callable, params)."""
-    from sksurv.linear_model import CoxnetSurvivalAnalysis
 
     cv = StratifiedKFold(inner_folds, shuffle=True, random_state=seed)
-    best = (-np.inf, None, None)
+    best = (-np.inf, None, None, None)
     for l1 in l1_ratios:
-        path = CoxnetSurvivalAnalysis(l1_ratio=l1, n_alphas=n_alphas, alpha_min_ratio=0.01).fit(X_train, y_train)
+        path = _coxnet_path(X_train, y_train, l1_ratio=l1, n_alphas=n_alphas)
+        if path is None:
+            continue
         scores = np.full((inner_folds, path.alphas_.size), np.nan)
         for f, (a, b) in enumerate(cv.split(X_train, y_train["event"])):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    fit = CoxnetSurvivalAnalysis(l1_ratio=l1, alphas=path.alphas_).fit(X_train[a], y_train[a])
-                except ArithmeticError:  # the smallest alphas can diverge: keep the path up to there
-                    continue
+            fit = _coxnet_path(X_train[a], y_train[a], l1_ratio=l1, alphas=path.alphas_)
+            if fit is None:
+                continue
             yb = y_train[b]
             for j, alpha in enumerate(fit.alphas_):
                 scores[f, j] = metrics.harrell_c(yb["event"], yb["time"], fit.predict(X_train[b], alpha=alpha))
-        mean = np.nanmean(scores, 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(scores, 0)
         if np.isfinite(mean).any() and np.nanmax(mean) > best[0]:
             j = int(np.nanargmax(mean))
-            best = (float(mean[j]), l1, float(path.alphas_[j]))
-    _, l1, alpha = best
-    final = CoxnetSurvivalAnalysis(l1_ratio=l1, alphas=[alpha], fit_baseline_model=True).fit(X_train, y_train)
-    return final.predict(X_test), (lambda X: final.predict_survival_function(X)), {"l1_ratio": l1, "alpha": alpha}
+            best = (float(mean[j]), l1, float(path.alphas_[j]), path.alphas_[: j + 1])
+    _, l1, alpha, alphas = best
+    # refit along the path down to the chosen alpha (warm starts keep the small alphas stable)
+    final = _coxnet_path(X_train, y_train, l1_ratio=l1, alphas=alphas, fit_baseline_model=True)
+    return (final.predict(X_test, alpha=alpha), (lambda X: final.predict_survival_function(X, alpha=alpha)),
+            {"l1_ratio": l1, "alpha": alpha})
+
+
+def _coxnet_path(X: np.ndarray, y: np.ndarray, *, alphas: np.ndarray | None = None, n_alphas: int = 40,
+                 **kwargs):
+    """Coxnet along a path of alphas (default: scikit-survival's, down to 1% of the largest).
+
+    When the smallest alphas diverge (``ArithmeticError``), the path is cut to its first three
+    quarters until it fits; ``None`` when even its first alpha fails.
+    """
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if alphas is None:
+            try:
+                return CoxnetSurvivalAnalysis(n_alphas=n_alphas, alpha_min_ratio=0.01, **kwargs).fit(X, y)
+            except ArithmeticError:
+                top = CoxnetSurvivalAnalysis(n_alphas=2, alpha_min_ratio=0.5, **{
+                    k: v for k, v in kwargs.items() if k != "fit_baseline_model"}).fit(X, y).alphas_[0]
+                alphas = top * np.logspace(0, -2, n_alphas)
+        while True:
+            try:
+                return CoxnetSurvivalAnalysis(alphas=alphas, **kwargs).fit(X, y)
+            except ArithmeticError:
+                if len(alphas) == 1:
+                    return None
+                alphas = alphas[: max(1, len(alphas) * 3 // 4)]
 
 
 def cox_clinical(C_train: np.ndarray, y_train: np.ndarray, C_test: np.ndarray):

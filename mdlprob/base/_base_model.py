@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ from ._base_module import MultimodalVAEModule
 from ._validate import check_float, check_int, check_subset, resolve_device
 
 LATENT_KEY = "X_mdlprob"
+logger = logging.getLogger(__name__)
 _WEIGHTS, _CONFIG = "model.pt", "config.json"
 
 
@@ -109,7 +111,7 @@ class BaseModel:
         weight_decay: float = 0.0,
         accelerator: str = "auto",
         train_size: float = 1.0,
-        early_stopping: bool = False,
+        early_stopping: bool | Literal["auto"] = "auto",
         patience: int = 30,
         beta: float = 1.0,
         kl_warmup_epochs: int = 0,
@@ -126,7 +128,7 @@ class BaseModel:
         ----------
         max_epochs
             Passes over the training observations; default ``min(400, 8e6 / n_obs)`` epochs
-            (at least 20), as scvi-tools does.
+            (at least 20), as scvi-tools does, then an upper bound for early stopping.
         batch_size
             Observations per gradient step and process. Data stay on the device; batches are
             gathered by index there. Backed data (see ``chunk_size``) are read from disk.
@@ -140,7 +142,11 @@ class BaseModel:
             the model. With ``early_stopping`` and ``train_size=1`` a 10% split is made.
         early_stopping
             Stop when the validation loss has not improved for ``patience`` epochs and
-            restore the best weights.
+            restore the best weights. ``"auto"`` (default): on when ``max_epochs`` is left
+            to its default, off when you give it (you asked for that many epochs); the
+            stopping and best epochs are logged and recorded in ``history_["stopped_epoch"]``
+            and ``history_["best_epoch"]``. Before this default, training never stopped early:
+            pass ``early_stopping=False`` to reproduce such runs.
         beta
             Weight of the KL term (β-VAE); 1 gives the ELBO.
         kl_warmup_epochs
@@ -174,6 +180,11 @@ class BaseModel:
         """
         tensors = self._require_tensors()
         n = tensors.n_obs
+        if early_stopping == "auto":
+            early_stopping = max_epochs is None
+        elif not isinstance(early_stopping, bool):
+            msg = f"Expected early_stopping to be True, False or 'auto', got {early_stopping!r}."
+            raise ValueError(msg)
         if max_epochs is None:
             max_epochs = int(min(400, max(20, round(8e6 / n))))
         check_int("max_epochs", max_epochs, minimum=1)
@@ -203,6 +214,7 @@ class BaseModel:
                         inference=inference, chunk_size=chunk_size, progress_bar=progress_bar,
                         description=f"Training {type(self).__name__}")
         self.module.to(device)
+        n_val_before = len(self.history_["val_loss"])
         if world > 1:
             best_state = fit_spawned(self.module, tensors, train_idx, val_idx, device, cfg, self.history_, world)
         elif strategy == "ddp" and launched_by_torchrun():
@@ -211,6 +223,8 @@ class BaseModel:
             best_state = fit(self.module, place(tensors, device), train_idx, val_idx, device, cfg, self.history_)
         if best_state is not None:
             self.module.load_state_dict(best_state)
+        if early_stopping and len(self.history_["val_loss"]) > n_val_before:
+            self._record_stopping(max_epochs, n_val_before)
         self.module.eval()
         self.train_indices_, self.val_indices_ = [int(i) for i in train_idx], [int(i) for i in val_idx]
         self.is_trained_ = True
@@ -293,6 +307,15 @@ class BaseModel:
                 p.requires_grad_(True)
             optimiser.zero_grad(set_to_none=True)
         self.history_.setdefault("noise_loss", []).extend(losses)
+
+    def _record_stopping(self, max_epochs: int, start: int) -> None:
+        """Log and record where this run's early stopping ended and which epoch's weights were kept."""
+        val = self.history_["val_loss"][start:]
+        stopped, best = len(val), int(np.nanargmin(val)) + 1
+        self.history_["stopped_epoch"], self.history_["best_epoch"] = [stopped], [best]
+        if stopped < max_epochs:
+            logger.info("Early stopping at epoch %d of %d; restored the weights of epoch %d (validation loss %.4g).",
+                        stopped, max_epochs, best, val[best - 1])
 
     @torch.no_grad()
     def _fit_library_model(self, tensors: MultimodalTensors, rows: np.ndarray, *, max_rows: int = 50_000) -> None:

@@ -150,3 +150,17 @@ def test_log_likelihood_is_an_importance_weighted_bound(mdata):
     X = shuffled.mod["protein"].X
     shuffled.mod["protein"].X = X[np.random.default_rng(0).permutation(X.shape[0])]
     assert model.log_likelihood(shuffled, n_samples=200).mean() < ll_200.mean()
+
+
+def test_early_stopping_is_on_when_the_epochs_are_left_to_the_model(mdata, caplog):
+    automatic = PoEVAE(mdata, n_latent=2, n_hidden=8)
+    with caplog.at_level("INFO", logger="mdlprob.base._base_model"):
+        automatic.train(batch_size=64, patience=2, lr=0.05, progress_bar=False)
+    assert automatic.val_indices_ and automatic.history_["best_epoch"][0] <= automatic.history_["stopped_epoch"][0]
+    if automatic.history_["stopped_epoch"][0] < 400:
+        assert "Early stopping at epoch" in caplog.text
+    given = PoEVAE(mdata, n_latent=2, n_hidden=8)
+    given.train(max_epochs=3, progress_bar=False)
+    assert not given.val_indices_ and len(given.history_["train_loss"]) == 3 and "stopped_epoch" not in given.history_
+    with pytest.raises(ValueError, match="early_stopping to be True, False or 'auto', got 'yes'"):
+        given.train(max_epochs=1, early_stopping="yes", progress_bar=False)
