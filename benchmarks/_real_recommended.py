@@ -18,11 +18,11 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
     "survival": {"model": "PoEVAE", "model_kwargs": {"n_latent": 16, "n_hidden": 64},
                  "train": {"max_epochs": 100, "batch_size": 128, "lr": 2e-3},
                  "head": "CoxPHHead(prior_scale='auto', max_epochs=500)", "covariates": ["age", "is_female"],
-                 "modality_dropout": 0.5, "n_samples": 20},
+                 "modality_latents": "auto", "modality_dropout": 0.5, "n_samples": 20},
     "classification": {"model": "PoEVAE", "model_kwargs": {"n_latent": 32, "n_layers": 0},
                        "train": {"max_epochs": 300, "batch_size": 64, "lr": 2e-3},
                        "head": "ClassifierHead(prior_scale='auto', max_epochs=500)", "covariates": [],
-                       "modality_dropout": 0.5, "n_samples": 20},
+                       "modality_latents": "auto", "modality_dropout": 0.5, "n_samples": 20},
     "imputation": {"search": "mdlprob.tune.tune([PoEVAE, MoPoEVAE], objective='imputation', scoring='loglik', "
                              "n_trials=20, n_folds=3, search_space=DEFAULT_SPACE)",
                    "then": "Ensemble of 5 seeds of the chosen configuration"},
@@ -44,8 +44,9 @@ def latent_head(task: str, train_mdata, y, *, seed: int, quick: bool) -> LatentH
     model = _model(task, train_mdata, seed, quick)
     epochs = 20 if quick else 500
     head = (CoxPHHead if task == "survival" else ClassifierHead)(prior_scale="auto", max_epochs=epochs, random_state=seed)
-    est = LatentHead(model, head, covariates=cfg["covariates"] or None, modality_dropout=cfg["modality_dropout"],
-                     n_samples=3 if quick else cfg["n_samples"], random_state=seed)
+    est = LatentHead(model, head, covariates=cfg["covariates"] or None, modality_latents=cfg["modality_latents"],
+                     modality_dropout=cfg["modality_dropout"], n_samples=3 if quick else cfg["n_samples"],
+                     random_state=seed)
     return est.fit(train_mdata, y)
 
 

@@ -46,6 +46,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -420,14 +421,16 @@ def _progress(rows: list[dict]) -> None:
           f"seed={last['seed']}: {len(rows)} rows", file=sys.stderr, flush=True)
 
 
-def write(table: pd.DataFrame, board: pd.DataFrame, args: argparse.Namespace) -> None:
+def write(table: pd.DataFrame, board: pd.DataFrame, runs: dict, args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "real.csv") as tmp:
         table.to_csv(tmp, index=False)
+    with atomic_path(args.out / "real.json") as tmp:
+        Path(tmp).write_text(json.dumps(runs, indent=1))
     lines = ["# Real-data scoreboard: mdlprob's recommended configuration vs the strongest baseline", "",
-             f"Command: `OMP_NUM_THREADS=1 python benchmarks/real.py {args.command}`; {os.cpu_count()} CPUs, "
-             f"torch {torch.__version__} (threads 1), mdlprob {mdlprob.__version__}; wall time "
-             f"{args.wall_seconds / 60:.1f} min.", "",
+             f"{os.cpu_count()} CPUs (shared), torch threads 1, mdlprob {mdlprob.__version__}. Runs:", "",
+             *[f"- {task}: `{r['command']}` ({r['date']}, torch {r['torch']}, {r['minutes']} min)"
+               for task, r in runs.items()], "",
              "Protocol: the docstring of `benchmarks/real.py`. Recommended configurations: "
              "`benchmarks/_real_recommended.py`.", "",
              markdown_table(board.round(3)), "",
@@ -470,14 +473,27 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     torch.set_num_threads(1)
     mudata.set_options(pull_on_update=False)
     mdlprob.settings.progress_bar = False
-    start = time.perf_counter()
+    runs = _previous_runs(args)
     rows = []
     for task in args.tasks:
+        start = time.perf_counter()
         rows += {"survival": run_survival, "classification": run_classification, "imputation": run_imputation}[task](args)
-        args.wall_seconds = time.perf_counter() - start
-        table = pd.DataFrame(rows)
-        write(table, scoreboard(table), args)
+        runs["tasks"][task] = {"command": f"OMP_NUM_THREADS=1 python benchmarks/real.py {args.command}",
+                               "minutes": round((time.perf_counter() - start) / 60, 1),
+                               "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+        table = pd.concat([runs["table"], pd.DataFrame(rows)], ignore_index=True)
+        write(table, scoreboard(table), runs["tasks"], args)
     return pd.DataFrame(rows)
+
+
+def _previous_runs(args: argparse.Namespace) -> dict:
+    """Rows and run records of the tasks *not* rerun now, from ``--out``: tasks can be run one at a time."""
+    csv, meta = args.out / "real.csv", args.out / "real.json"
+    if not (csv.exists() and meta.exists()):
+        return {"table": pd.DataFrame(), "tasks": {}}
+    table = pd.read_csv(csv)
+    tasks = {k: v for k, v in json.loads(meta.read_text()).items() if k not in args.tasks}
+    return {"table": table[table["task"].isin(list(tasks))], "tasks": tasks}
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class LatentHead(BaseEstimator):
 
     the latent draw, standardised covariates :math:`c_i` that reach the head directly (e.g.
     age and sex for survival, which a latent compressing thousands of genes may blur) and
-    which modalities the posterior saw (centred by their training frequency). At prediction :math:`S` is everything the
+    which modalities the posterior saw (coded :math:`\pm\frac12`). At prediction :math:`S` is everything the
     observation has. At fit, each draw of each training observation loses one of its
     modalities with probability ``modality_dropout`` (never its last): the head then meets
     during training the wider, prior-shrunk posteriors of observations that lack a view,
@@ -44,6 +44,13 @@ class LatentHead(BaseEstimator):
     head
         An unfitted head from :mod:`mdlprob.heads` (cloned at ``fit``), e.g.
         ``CoxPHHead(prior_scale="auto")``.
+    modality_latents
+        ``True``: also give the head a latent draw from each modality's own posterior
+        :math:`q(z \mid x_{im})` (a prior draw when the observation lacks :math:`m`), each
+        block with its own prior scale: the head can then weigh what each view says about
+        the outcome separately (as late fusion does), so a view that is present for every
+        observation keeps its own coefficients when another view is missing. ``"auto"``:
+        decide by 3-fold cross-validation inside the training data (``modality_latents_``).
     covariates
         Names of numeric covariates, each a column of ``mdata.obs`` or a feature of one of
         the model's modalities (e.g. ``["age", "is_female"]`` of a clinical table). Missing
@@ -61,7 +68,10 @@ class LatentHead(BaseEstimator):
     head_
         The fitted head.
     feature_names_, feature_groups_
-        Names and groups (``latent``, ``covariate``, ``presence``) of the head's inputs.
+        Names and groups (``latent``, ``latent|<modality>``, ``covariate``, ``presence``) of
+        the head's inputs.
+    modality_latents_
+        Whether the per-modality latent blocks were used.
     covariate_mean_, covariate_scale_
         Training mean and sd of each covariate.
 
@@ -80,10 +90,12 @@ class LatentHead(BaseEstimator):
     """
 
     def __init__(self, model: Any, head: _BayesianHead, *, covariates: Sequence[str] | None = None,
-                 modality_dropout: float = 0.5, n_samples: int = 20, random_state: Any = None) -> None:
+                 modality_latents: bool | str = "auto", modality_dropout: float = 0.5, n_samples: int = 20,
+                 random_state: Any = None) -> None:
         self.model = model
         self.head = head
         self.covariates = covariates
+        self.modality_latents = modality_latents
         self.modality_dropout = modality_dropout
         self.n_samples = n_samples
         self.random_state = random_state
@@ -97,6 +109,9 @@ class LatentHead(BaseEstimator):
             msg = "Expected `model` to be a trained mdlprob model; call model.train() first."
             raise ValueError(msg)
         _check_number("modality_dropout", self.modality_dropout, kind=Real, low=0, high=1, high_open=True)
+        if self.modality_latents not in (True, False, "auto"):
+            msg = f"Expected `modality_latents` to be True, False or 'auto', got {self.modality_latents!r}."
+            raise ValueError(msg)
         _check_number("n_samples", self.n_samples, kind=Integral, low=1)
 
     def _covariate_values(self, mdata: Any) -> np.ndarray:
@@ -135,6 +150,27 @@ class LatentHead(BaseEstimator):
                 present = np.flatnonzero(presence[i])
                 drop = rng.random(s) < self.modality_dropout
                 masks[drop, i, rng.choice(present, size=int(drop.sum()))] = False
+        parts = [self._latent_draws(mdata, masks)]
+        if (self.modality_latents is not False) if fit else self.modality_latents_:
+            for j in range(n_mod):
+                alone = np.zeros_like(masks)
+                alone[..., j] = masks[..., j]
+                parts.append(self._latent_draws(mdata, alone))
+        cov = self._covariate_values(mdata)
+        if fit:
+            self.covariate_mean_ = np.nan_to_num(np.nanmean(cov, 0)) if cov.shape[1] else np.zeros(0)
+            filled = np.where(np.isnan(cov), self.covariate_mean_, cov)
+            sd = filled.std(0)
+            self.covariate_scale_ = np.where(sd > 1e-12, sd, 1.0)
+            self.presence_columns_ = [j for j in range(n_mod) if len(np.unique(masks[..., j])) > 1]
+        filled = np.where(np.isnan(cov), self.covariate_mean_, cov)
+        parts.append(np.broadcast_to((filled - self.covariate_mean_) / self.covariate_scale_, (s, *cov.shape)))
+        parts.append(masks[..., self.presence_columns_] - 0.5)  # +-1/2: either state adds the same variance
+        return np.concatenate(parts, axis=-1)
+
+    def _latent_draws(self, mdata: Any, masks: np.ndarray) -> np.ndarray:
+        """Latent draws ``(S, n_obs, n_latent)``, draw ``s`` of observation ``i`` given the views ``masks[s, i]``."""
+        s, n_obs, n_mod = masks.shape
         patterns, inverse = np.unique(masks.reshape(-1, n_mod), axis=0, return_inverse=True)
         inverse = inverse.reshape(s, n_obs)
         latent = np.empty((s, n_obs, self.model.module.n_latent))
@@ -143,19 +179,7 @@ class LatentHead(BaseEstimator):
             rows = np.flatnonzero(hit.any(0))
             draws = self.model.sample_latent(mdata, mask=np.broadcast_to(pattern, (n_obs, n_mod)), n_samples=s)
             latent[:, rows] = np.where(hit[:, rows, None], draws[:, rows], latent[:, rows])
-        parts = [latent]
-        cov = self._covariate_values(mdata)
-        if fit:
-            self.covariate_mean_ = np.nan_to_num(np.nanmean(cov, 0)) if cov.shape[1] else np.zeros(0)
-            filled = np.where(np.isnan(cov), self.covariate_mean_, cov)
-            sd = filled.std(0)
-            self.covariate_scale_ = np.where(sd > 1e-12, sd, 1.0)
-            self.presence_columns_ = [j for j in range(n_mod) if len(np.unique(masks[..., j])) > 1]
-            self.presence_mean_ = masks[..., self.presence_columns_].mean((0, 1))
-        filled = np.where(np.isnan(cov), self.covariate_mean_, cov)
-        parts.append(np.broadcast_to((filled - self.covariate_mean_) / self.covariate_scale_, (s, *cov.shape)))
-        parts.append(masks[..., self.presence_columns_] - self.presence_mean_)  # centred: no view is the reference
-        return np.concatenate(parts, axis=-1)
+        return latent
 
     # ---------------------------------------------------------------- API
     def fit(self, mdata: Any, y: Any) -> LatentHead:
@@ -175,12 +199,49 @@ class LatentHead(BaseEstimator):
         self._check_params()
         X = self._features(mdata, fit=True)
         k = self.model.module.n_latent
-        names = [f"z{d + 1}" for d in range(k)] + list(self.covariates or []) + [
-            f"has_{self.model.modalities[j]}" for j in self.presence_columns_]
-        groups = ["latent"] * k + ["covariate"] * len(self.covariates or []) + ["presence"] * len(self.presence_columns_)
-        self.feature_names_, self.feature_groups_ = names, np.asarray(groups)
-        self.head_ = clone(self.head).fit(X, y, feature_groups=self.feature_groups_)
+        names, groups = [f"z{d + 1}" for d in range(k)], ["latent"] * k
+        if self.modality_latents is not False:
+            for mod in self.model.modalities:
+                names += [f"z{d + 1}|{mod}" for d in range(k)]
+                groups += [f"latent|{mod}"] * k
+        names += list(self.covariates or []) + [f"has_{self.model.modalities[j]}" for j in self.presence_columns_]
+        groups += ["covariate"] * len(self.covariates or []) + ["presence"] * len(self.presence_columns_)
+        names, groups = np.asarray(names), np.asarray(groups)
+        self.modality_latents_ = self.modality_latents is True
+        if self.modality_latents == "auto":
+            self.modality_latents_ = self._select_modality_latents(X, y, groups)
+        keep = np.ones(len(names), dtype=bool) if self.modality_latents_ else ~np.char.startswith(groups, "latent|")
+        self.feature_names_, self.feature_groups_ = list(names[keep]), groups[keep]
+        self.head_ = clone(self.head).fit(X[..., keep], y, feature_groups=self.feature_groups_)
         return self
+
+    def _select_modality_latents(self, X: np.ndarray, y: Any, groups: np.ndarray) -> bool:
+        """Whether the per-modality latent blocks raise the head's 3-fold cross-validated score.
+
+        Both feature sets are scored on the same stratified folds with the head's own
+        criterion (held-out log-likelihood for classifiers, Harrell's C for survival heads),
+        at its empirical-Bayes prior when the head is set to ``"auto"`` (cheaper than its
+        full cross-validated one). Scores land in ``selection_scores_``.
+        """
+        from sklearn.model_selection import StratifiedKFold
+
+        probe = clone(self.head)
+        if isinstance(probe.prior_scale, str) and probe.prior_scale == "auto":
+            probe.set_params(prior_scale="eb")
+        y_arr = np.asarray(y)
+        strata = probe._cv_strata(y_arr)
+        folds = min(3, int(np.bincount(np.unique(strata, return_inverse=True)[1].ravel()).min()))
+        if folds < 2:
+            return False
+        base = ~np.char.startswith(groups, "latent|")
+        scores = {False: 0.0, True: 0.0}
+        cv = StratifiedKFold(folds, shuffle=True, random_state=np.random.default_rng(self.random_state).integers(2**31))
+        for train, test in cv.split(np.zeros(len(y_arr)), strata):
+            for with_blocks, cols in ((False, base), (True, np.ones_like(base))):
+                head = clone(probe).fit(X[:, train][..., cols], y_arr[train], feature_groups=groups[cols])
+                scores[with_blocks] += head._cv_score(X[:, test][..., cols], y_arr[test]) / folds
+        self.selection_scores_ = scores
+        return scores[True] > scores[False]
 
     def transform(self, mdata: Any) -> np.ndarray:
         """The head's inputs for ``mdata``: ``(n_samples, n_obs, n_features)`` (no dropout)."""

@@ -28,24 +28,25 @@ def _surv(mdata):
 def test_inputs_are_latent_covariates_and_presence(fitted_model):
     model, mdata = fitted_model
     est = LatentHead(model, CoxPHHead(prior_scale="auto", max_epochs=100), covariates=["age", "smoker"],
-                     n_samples=4, random_state=0).fit(mdata, _surv(mdata))
+                     modality_latents=False, n_samples=4, random_state=0).fit(mdata, _surv(mdata))
     assert est.feature_names_ == ["z1", "z2", "z3", "z4", "age", "smoker", "has_rna", "has_protein", "has_clinical"]
     assert list(est.feature_groups_) == ["latent"] * 4 + ["covariate"] * 2 + ["presence"] * 3
     X = est.transform(mdata)
     assert X.shape == (4, mdata.n_obs, 9)
     present = model.tensors(mdata).presence.numpy()
-    np.testing.assert_array_equal(X[0, :, 6:] + est.presence_mean_, present)  # no dropout at prediction
+    np.testing.assert_array_equal(X[0, :, 6:] + 0.5, present)  # no dropout at prediction
     np.testing.assert_allclose(X[0, :, 4:6].mean(0), 0.0, atol=0.05)  # standardised with training statistics
     assert est.head_.prior_scale_.shape == (3,)
 
 
 def test_dropout_shows_the_head_posteriors_without_a_view(fitted_model):
     model, mdata = fitted_model
-    est = LatentHead(model, ClassifierHead(max_epochs=50), modality_dropout=0.5, n_samples=50, random_state=0)
+    est = LatentHead(model, ClassifierHead(max_epochs=50), modality_dropout=0.5, n_samples=50, random_state=0,
+                     modality_latents=False)
     est.fit(mdata, mdata.obs["label"].to_numpy())
     X = est._features(mdata, fit=True)
     present = model.tensors(mdata).presence.numpy()
-    seen = X[..., -3:] + est.presence_mean_
+    seen = X[..., -3:] + 0.5
     complete = present.sum(1) == 3
     dropped = 1.0 - seen[:, complete].sum(-1).mean() / 3.0
     assert 0.1 < dropped < 0.25  # one of three views dropped in about half the draws
@@ -56,7 +57,8 @@ def test_every_survival_head_predicts_risk_and_curves(fitted_model):
     model, mdata = fitted_model
     y = _surv(mdata)
     for head in (CoxPHHead(max_epochs=50), WeibullAFTHead(max_epochs=50), LogisticHazardHead(max_epochs=50, n_bins=4)):
-        est = LatentHead(model, head, covariates=["age"], n_samples=3, random_state=0).fit(mdata, y)
+        est = LatentHead(model, head, covariates=["age"], n_samples=3, random_state=0, modality_latents=False)
+        est = est.fit(mdata, y)
         risk, lower, upper = est.predict_risk(mdata, return_interval=True)
         assert risk.shape == (mdata.n_obs,) and (lower <= upper).all()
         surv = est.predict_survival_function(mdata, [1.0, 2.0])
@@ -68,12 +70,29 @@ def test_every_survival_head_predicts_risk_and_curves(fitted_model):
 
 def test_new_observations_with_fewer_views_get_wider_intervals(fitted_model):
     model, mdata = fitted_model
-    est = LatentHead(model, CoxPHHead(max_epochs=200), n_samples=30, random_state=0).fit(mdata, _surv(mdata))
+    est = LatentHead(model, CoxPHHead(max_epochs=200), n_samples=30, random_state=0, modality_latents=False)
+    est = est.fit(mdata, _surv(mdata))
     has = model.tensors(mdata).presence.numpy()[:, 1]
     _, lo_all, hi_all = est.predict_risk(mdata[has].copy(), return_interval=True)
     fewer = hide_modality(mdata, "rna", np.ones(mdata.n_obs, dtype=bool))[has].copy()
     _, lo_few, hi_few = est.predict_risk(fewer, return_interval=True)
     assert (hi_few - lo_few).mean() > (hi_all - lo_all).mean()
+
+
+def test_per_modality_latents_are_added_or_chosen_by_cross_validation(fitted_model):
+    model, mdata = fitted_model
+    y = mdata.obs["label"].to_numpy()
+    with_blocks = LatentHead(model, ClassifierHead(max_epochs=50), modality_latents=True, n_samples=3,
+                             random_state=0).fit(mdata, y)
+    assert with_blocks.modality_latents_ and "z1|protein" in with_blocks.feature_names_
+    X = with_blocks.transform(mdata)
+    assert X.shape == (3, mdata.n_obs, len(with_blocks.feature_names_))
+    lacks = ~model.tensors(mdata).presence.numpy()[:, 1]
+    block = X[:, lacks][..., with_blocks.feature_names_.index("z1|protein")]
+    assert abs(block.mean()) < 0.3 and 0.7 < block.std() < 1.3  # no protein: the block is a prior draw
+    auto = LatentHead(model, ClassifierHead(prior_scale="auto", max_epochs=50), n_samples=3, random_state=0).fit(mdata, y)
+    assert set(auto.selection_scores_) == {False, True}
+    assert auto.modality_latents_ == (auto.selection_scores_[True] > auto.selection_scores_[False])
 
 
 def test_bad_arguments_fail_clearly(fitted_model):
@@ -85,6 +104,8 @@ def test_bad_arguments_fail_clearly(fitted_model):
         LatentHead(model, ClassifierHead(), covariates=["label"]).fit(mdata, y)
     with pytest.raises(TypeError, match="Expected `head` to be an mdlprob head"):
         LatentHead(model, object()).fit(mdata, y)
+    with pytest.raises(ValueError, match="modality_latents` to be True, False or 'auto'"):
+        LatentHead(model, ClassifierHead(), modality_latents="yes").fit(mdata, y)
     with pytest.raises(ValueError, match="modality_dropout"):
         LatentHead(model, ClassifierHead(), modality_dropout=1.0).fit(mdata, y)
     untrained = mdlprob.PoEVAE(mdata, n_latent=2, n_hidden=8)
