@@ -66,4 +66,4 @@ def impute_recommended(view, target: str, given: list[str], *, seed: int, quick:
     imp = ens.impute(view, target, given=given, n_samples=200)
     draws = ens.sample_predictive(view, target, given=given, n_samples=100)
     return {"mean": imp.layers["mean"], "lower": imp.layers["q05"], "upper": imp.layers["q95"],
-            "samples": np.asarray(draws), "config": best}
+            "samples": np.asarray(draws), "config": best, "model": ens}

@@ -291,6 +291,24 @@ def gaussian_prediction(mean, sd, rng, count: bool) -> dict:
             "samples": np.clip(inv(draws), 0, None) if count else draws}
 
 
+def depth_r2(view, ensemble, seed: int) -> dict:
+    """R^2 of each cell's log RNA depth on the latent: the tuned model's first member, and the same
+    configuration with ``library_size=False`` (the earlier count model)."""
+    from sklearn.linear_model import LinearRegression
+
+    depth = np.log(dense_values(view, "rna").sum(1))
+    out = {}
+    member = ensemble.members_[0]
+    out["depth_r2_latent"] = LinearRegression().fit(lat := member.get_latent(view), depth).score(lat, depth)
+    legacy = view.copy()
+    setup_mudata(legacy, likelihoods={"rna": "nb", "adt": "nb"}, library_size=False)
+    mdlprob.settings.seed = seed
+    old = type(member)(legacy, **ensemble.model_kwargs)
+    old.train(**ensemble.train_kwargs_)
+    out["depth_r2_latent_without_library"] = LinearRegression().fit(lat := old.get_latent(legacy), depth).score(lat, depth)
+    return out
+
+
 def run_imputation(args) -> list[dict]:
     rows = []
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -324,6 +342,7 @@ def run_imputation(args) -> list[dict]:
         start = time.perf_counter()
         preds["mdlprob"] = impute_recommended(view, "protein", ["mrna", "mirna"], seed=seed, quick=args.quick)
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
+        preds["mdlprob"].pop("model")
         meta = {"task": "imputation", "dataset": "mixOmics protein", "missing_rate": 0.3, "seed": seed,
                 "setting": "transductive"}
         rows += imputation_rows(meta, truth, hide, preds, count=False)
@@ -355,8 +374,9 @@ def run_imputation(args) -> list[dict]:
         start = time.perf_counter()
         preds["mdlprob"] = impute_recommended(view, "adt", ["rna"], seed=seed, quick=args.quick)
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
+        depth = depth_r2(view, preds["mdlprob"].pop("model"), seed)
         meta = {"task": "imputation", "dataset": "CITE-seq ADT", "missing_rate": 0.2, "seed": seed,
-                "setting": "transductive"}
+                "setting": "transductive", **depth}
         rows += imputation_rows(meta, adt, hide, preds, count=True)
         _progress(rows)
     return rows
@@ -411,8 +431,12 @@ def _calibration(task: str, part: pd.DataFrame) -> dict:
                 f"{min(ece(g) for n, g in part.groupby('method') if n != 'mdlprob'):.3f}"}
     cov = mine["coverage_90"].astype(float).mean()
     crps_base = part[part["method"] != "mdlprob"].groupby("method")["crps"].mean().dropna()
-    return {"coverage 90% (mdlprob)": f"{cov:.3f}",
-            "CRPS mdlprob / best baseline CRPS": f"{mine['crps'].astype(float).mean():.3f} / {crps_base.min():.3f}"}
+    out = {"coverage 90% (mdlprob)": f"{cov:.3f}",
+           "CRPS mdlprob / best baseline CRPS": f"{mine['crps'].astype(float).mean():.3f} / {crps_base.min():.3f}"}
+    if "depth_r2_latent" in part and part["depth_r2_latent"].notna().any():
+        out["depth R2 of latent (library / none)"] = (f"{part['depth_r2_latent'].mean():.2f} / "
+                                                      f"{part['depth_r2_latent_without_library'].mean():.2f}")
+    return out
 
 
 def _progress(rows: list[dict]) -> None:

@@ -96,7 +96,11 @@ class Ensemble:
         return bool(self.members_) and all(m.is_trained_ for m in self.members_)
 
     def train(self, **train_kwargs: Any) -> None:
-        """Train every member with the same arguments (see the model's ``train``), seed ``s + i``."""
+        """Train every member with the same arguments (see the model's ``train``), seed ``s + i``.
+
+        The arguments are kept in ``train_kwargs_``.
+        """
+        self.train_kwargs_ = dict(train_kwargs)
         base = settings.seed or 0
         try:
             for i, member in enumerate(self.members_):
