@@ -497,26 +497,26 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     torch.set_num_threads(1)
     mudata.set_options(pull_on_update=False)
     mdlprob.settings.progress_bar = False
-    runs = _previous_runs(args)
-    rows = []
+    rows, mine = [], {}
     for task in args.tasks:
         start = time.perf_counter()
         rows += {"survival": run_survival, "classification": run_classification, "imputation": run_imputation}[task](args)
-        runs["tasks"][task] = {"command": f"OMP_NUM_THREADS=1 python benchmarks/real.py {args.command}",
-                               "minutes": round((time.perf_counter() - start) / 60, 1),
-                               "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
-        table = pd.concat([runs["table"], pd.DataFrame(rows)], ignore_index=True)
-        write(table, scoreboard(table), runs["tasks"], args)
+        mine[task] = {"command": f"OMP_NUM_THREADS=1 python benchmarks/real.py {args.command}",
+                      "minutes": round((time.perf_counter() - start) / 60, 1),
+                      "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+        others = _previous_runs(args.out, exclude=args.tasks)  # re-read: another run may have written meanwhile
+        table = pd.concat([others["table"], pd.DataFrame(rows)], ignore_index=True)
+        write(table, scoreboard(table), {**others["tasks"], **mine}, args)
     return pd.DataFrame(rows)
 
 
-def _previous_runs(args: argparse.Namespace) -> dict:
-    """Rows and run records of the tasks *not* rerun now, from ``--out``: tasks can be run one at a time."""
-    csv, meta = args.out / "real.csv", args.out / "real.json"
+def _previous_runs(out: Path, *, exclude: Sequence[str]) -> dict:
+    """Rows and run records of the other tasks already in ``out``: tasks can be run one at a time."""
+    csv, meta = out / "real.csv", out / "real.json"
     if not (csv.exists() and meta.exists()):
         return {"table": pd.DataFrame(), "tasks": {}}
     table = pd.read_csv(csv)
-    tasks = {k: v for k, v in json.loads(meta.read_text()).items() if k not in args.tasks}
+    tasks = {k: v for k, v in json.loads(meta.read_text()).items() if k not in exclude}
     return {"table": table[table["task"].isin(list(tasks))], "tasks": tasks}
 
 
