@@ -28,6 +28,7 @@ from ..data._tensors import MultimodalTensors, place, set_training_stats
 from ..exceptions import DataWarning, NotTrainedError, RegistrationError
 from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, launched_by_torchrun
 from ._base_module import MultimodalVAEModule
+from ._calibration import CALIBRATABLE, fit_scales, interpolated_quantile, widen
 from ._validate import check_float, check_int, check_subset, resolve_device
 
 LATENT_KEY = "X_mdlprob"
@@ -84,6 +85,8 @@ class BaseModel:
         self.val_indices_: list[int] = []
         #: The search that chose this configuration (:func:`mdlprob.tune.tune`), saved with the model.
         self.tuning_: dict[str, Any] | None = None
+        #: Predictive-spread factor per modality from :meth:`calibrate_intervals` (saved with the model).
+        self.interval_scale_: dict[str, float] = {}
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -121,6 +124,7 @@ class BaseModel:
         strategy: Literal["auto", "ddp"] = "auto",
         chunk_size: int | None = None,
         refit_noise_steps: int | None = None,
+        validation_indices: Sequence[int] | None = None,
     ) -> None:
         """Fit the model by stochastic variational inference.
 
@@ -177,6 +181,9 @@ class BaseModel:
             mixture models MoEVAE and MoPoEVAE, whose objectives inflate it, else 0), but
             never more steps than the training took. A refit step decodes 16 proposals
             per observation, several times a training step's cost.
+        validation_indices
+            Positions of the observations that form the validation split, instead of a
+            random ``1 - train_size`` of them (e.g. the same split for several models).
         """
         tensors = self._require_tensors()
         n = tensors.n_obs
@@ -206,7 +213,16 @@ class BaseModel:
         world = check_parallel(devices, strategy, inference, device)
         if early_stopping and train_size == 1.0:
             train_size = 0.9
-        train_idx, val_idx = self._split(n, train_size)
+        if validation_indices is None:
+            train_idx, val_idx = self._split(n, train_size)
+        else:
+            val_idx = np.unique(np.asarray(validation_indices))
+            if val_idx.dtype.kind not in "iu" or len(val_idx) != len(validation_indices) or len(val_idx) >= n \
+                    or (len(val_idx) and (val_idx.min() < 0 or val_idx.max() >= n)):
+                msg = (f"Expected validation_indices to be distinct positions in [0, {n}) leaving observations to "
+                       f"train on, got {len(validation_indices)} values.")
+                raise ValueError(msg)
+            train_idx = np.setdiff1d(np.arange(n), val_idx)
         if isinstance(tensors, BackedTensors) and not tensors.stats_streamed:
             set_training_stats(self.module.likelihoods, tensors)
         cfg = FitConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -569,7 +585,7 @@ class BaseModel:
                 draws = draws + torch.rand_like(draws) - 0.5  # continuous extension for calibrated quantiles
             sorted_draws = draws.sort(dim=0).values
             for q in qs:
-                out[_q_name(q)].append(_interpolated_quantile(sorted_draws, q).cpu())
+                out[_q_name(q)].append(interpolated_quantile(sorted_draws, q).cpu())
         layers = {k: torch.cat(v).numpy() for k, v in out.items()}
         var = mdata.mod[modality].var.copy() if modality in mdata.mod else pd.DataFrame(index=self.var_names_[modality])
         j = self.modalities.index(modality)
@@ -603,6 +619,65 @@ class BaseModel:
                                                        importance, batch_size)]
         return torch.cat(chunks, dim=1).numpy()
 
+    @torch.no_grad()
+    def calibrate_intervals(self, mdata: md.MuData | None = None, *, modalities: Sequence[str] | None = None,
+                            level: float = 0.9, n_samples: int = 100) -> dict[str, float]:
+        """Widen (or narrow) each modality's predictive draws so held-out intervals cover ``level``.
+
+        Split conformal calibration (see :mod:`mdlprob.base._calibration`): for observations the
+        model did not train on that have the modality and another one, the modality is
+        predicted from the others and compared with the truth; the factor that makes the
+        central ``level`` interval cover ``level`` of those entries then spreads every later
+        predictive draw of the modality (:meth:`impute` and :meth:`sample_predictive`; means
+        are unchanged). Factors are kept in ``interval_scale_`` and saved with the model.
+
+        Parameters
+        ----------
+        mdata
+            Held-out observations (not used for training). Default: the model's validation
+            observations (``train(train_size<1)`` or early stopping) of its training data.
+        modalities
+            Modalities to calibrate (default: every one with a continuous or count likelihood).
+        level
+            Interval level the factor is fitted for.
+
+        Returns
+        -------
+        The fitted factors, modality to factor (1: the intervals were right).
+        """
+        self._require_trained()
+        check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_int("n_samples", n_samples, minimum=10)
+        if mdata is None:
+            if not self.val_indices_:
+                msg = ("The model has no validation observations to calibrate on: train with train_size<1 or "
+                       "early_stopping, or pass held-out data as mdata.")
+                raise ValueError(msg)
+            tensors = self._require_tensors()
+            if isinstance(tensors, BackedTensors):
+                msg = "Calibrating on the validation split of backed data is not supported; pass held-out mdata in memory."
+                raise ValueError(msg)
+            held_out = torch.zeros(tensors.n_obs, dtype=torch.bool)
+            held_out[torch.as_tensor(self.val_indices_)] = True
+        else:
+            tensors = self.tensors(mdata)
+            held_out = torch.ones(tensors.n_obs, dtype=torch.bool)
+        names = [m for m in self.modalities if self.registry_["modalities"][m]["likelihood"] in CALIBRATABLE]
+        chosen = names if modalities is None else check_subset("modalities", modalities, names)
+        saved, self.interval_scale_ = self.interval_scale_, {}  # calibrate the model's own spread
+
+        def draw(held, mod: str, others: list[str]) -> Tensor:
+            batches = self._predictive(held, mod, self._use_mask(others), n_samples, self._importance(None, n_samples), None)
+            return torch.cat([d.cpu() for _, d in batches], 1)
+
+        try:
+            fitted = fit_scales(tensors, held_out, self.modalities, chosen, draw,
+                                lambda m: self.module.likelihoods[m].is_discrete, level=level)
+        finally:
+            self.interval_scale_ = saved
+        self.interval_scale_.update(fitted)
+        return fitted
+
     def _importance(self, importance: int | None, n_samples: int) -> int:
         if importance is None:
             return self.default_importance * n_samples
@@ -634,7 +709,9 @@ class BaseModel:
                 log_library = torch.where(known, lik.log_library(batch["x"][modality]),
                                           self.module.sample_log_library(modality, z, batch, batch_use))
             params = self.module.decode(modality, z, batch, log_library=log_library)
-            yield params, lik.sample(params)
+            draws = lik.sample(params)
+            scale = self.interval_scale_.get(modality)
+            yield params, draws if scale is None else widen(draws, scale, lik.name)
 
     @torch.no_grad()
     def predict_outcome(self, mdata: md.MuData, *, given: Sequence[str] | None = None, n_samples: int = 100,
@@ -741,7 +818,7 @@ class BaseModel:
             "model_class": type(self).__name__, "mdlprob_version": __version__, "module_kwargs": self._module_kwargs,
             "spec": self._spec, "registry": self.registry_, "var_names": self.var_names_, "history": self.history_,
             "train_indices": self.train_indices_, "val_indices": self.val_indices_,
-            "tuning": getattr(self, "tuning_", None),
+            "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -783,6 +860,7 @@ class BaseModel:
         self._module_kwargs, self.history_ = config["module_kwargs"], config["history"]
         self.train_indices_, self.val_indices_ = config["train_indices"], config["val_indices"]
         self.tuning_ = config.get("tuning")
+        self.interval_scale_ = {str(k): float(v) for k, v in config.get("interval_scale", {}).items()}
         self.module = cls._module_cls(self._spec, **self._module_kwargs)
         device = resolve_device(accelerator)
         self.module.load_state_dict(torch.load(path / _WEIGHTS, map_location=device, weights_only=True))
@@ -796,12 +874,3 @@ class BaseModel:
 def _q_name(q: float) -> str:
     pct = f"{q * 100:g}"
     return f"q{pct.zfill(2) if '.' not in pct else pct}"
-
-
-def _interpolated_quantile(sorted_draws: Tensor, q: float) -> Tensor:
-    """Quantile along dim 0 of already sorted draws, linear interpolation (numpy's default)."""
-    pos = q * (sorted_draws.shape[0] - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, sorted_draws.shape[0] - 1)
-    frac = pos - lo
-    return sorted_draws[lo] * (1.0 - frac) + sorted_draws[hi] * frac

@@ -76,6 +76,16 @@ class MultimodalTensors:
             None if self.outcome is None else {k: v.to(device) for k, v in self.outcome.items()},
         )
 
+    def subset(self, idx: Tensor) -> MultimodalTensors:
+        """The observations ``idx``, as tensors of their own."""
+        idx = idx.to(self.device)
+        return MultimodalTensors(
+            {k: v.index_select(0, idx) for k, v in self.x.items()},
+            {k: None if v is None else v.index_select(0, idx) for k, v in self.observed.items()},
+            self.presence.index_select(0, idx),
+            None if self.outcome is None else {k: v.index_select(0, idx) for k, v in self.outcome.items()},
+        )
+
     def batch(self, idx: Tensor, device: torch.device | None = None) -> dict[str, Any]:
         """Rows ``idx`` gathered where the data live, then moved to ``device`` if that differs."""
         idx = idx.to(self.device)

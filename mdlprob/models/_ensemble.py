@@ -83,6 +83,8 @@ class Ensemble:
         self.model_cls = model_cls
         self.model_kwargs = dict(model_kwargs)
         self.members_ = [] if mdata is None else [model_cls(mdata, **model_kwargs) for _ in range(n_models)]
+        #: Predictive-spread factor per modality from :meth:`calibrate_intervals`.
+        self.interval_scale_: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"Ensemble({self.model_cls.__name__} x {len(self.members_)})"
@@ -98,14 +100,17 @@ class Ensemble:
     def train(self, **train_kwargs: Any) -> None:
         """Train every member with the same arguments (see the model's ``train``), seed ``s + i``.
 
-        The arguments are kept in ``train_kwargs_``.
+        The arguments are kept in ``train_kwargs_``. Members share the first member's
+        validation split (when there is one), so :meth:`calibrate_intervals` can use it.
         """
         self.train_kwargs_ = dict(train_kwargs)
         base = settings.seed or 0
         try:
             for i, member in enumerate(self.members_):
                 settings.seed = base + i
-                member.train(**train_kwargs)
+                shared = {} if i == 0 or not self.members_[0].val_indices_ else {
+                    "validation_indices": self.members_[0].val_indices_}
+                member.train(**train_kwargs, **shared)
         finally:
             settings.seed = base
 
@@ -123,7 +128,16 @@ class Ensemble:
         share = math.ceil(n_samples / len(self.members_))
         draws = [m.sample_predictive(mdata, modality, given=given, n_samples=share, importance=importance,
                                      batch_size=batch_size) for m in self.members_]
-        return np.concatenate(draws, axis=0)[:n_samples]
+        return self._spread(modality, torch.as_tensor(np.concatenate(draws, axis=0))).numpy()[:n_samples]
+
+    def _spread(self, modality: str, draws: torch.Tensor) -> torch.Tensor:
+        """Pooled draws ``(S, n, p)`` spread by the calibrated factor of ``modality``, if any."""
+        from ..base._calibration import widen
+
+        scale = self.interval_scale_.get(modality)
+        if scale is None:
+            return draws
+        return widen(draws, scale, self.members_[0].registry_["modalities"][modality]["likelihood"])
 
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None, n_samples: int = 100,
@@ -150,13 +164,52 @@ class Ensemble:
                    for m in self.members_]
         batches = ((torch.stack([m.module.likelihoods[modality].mean(p).mean(0) for m, (p, _) in zip(self.members_, parts,
                                                                                                       strict=True)]).mean(0),
-                    torch.cat([d for _, d in parts]))
+                    self._spread(modality, torch.cat([d for _, d in parts])))
                    for parts in zip(*streams, strict=True))
         result = first._imputation(mdata, tensors, modality, batches, qs)
         result.uns["mdlprob_impute"] = {"modality": modality, "given": list(given or first.modalities),
                                         "n_samples": share * len(self.members_), "quantiles": qs,
                                         "n_models": len(self.members_)}
         return result
+
+    @torch.no_grad()
+    def calibrate_intervals(self, mdata: md.MuData | None = None, *, modalities: Sequence[str] | None = None,
+                            level: float = 0.9, n_samples: int = 100) -> dict[str, float]:
+        """Split-conformal factors for the mixture's predictive draws (as the models' ``calibrate_intervals``).
+
+        Calibrates on ``mdata`` (held-out observations) or, by default, on the validation split
+        the members share. Factors are kept in ``interval_scale_`` and applied by
+        :meth:`impute` and :meth:`sample_predictive`.
+        """
+        from ..base._calibration import CALIBRATABLE, fit_scales
+
+        self._check()
+        first = self.members_[0]
+        check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+        share = max(2, math.ceil(n_samples / len(self.members_)))
+        if mdata is None:
+            if not first.val_indices_:
+                msg = ("The ensemble has no validation split to calibrate on: train with train_size<1 or "
+                       "early_stopping, or pass held-out data as mdata.")
+                raise ValueError(msg)
+            tensors = first._require_tensors()
+            held_out = torch.zeros(tensors.n_obs, dtype=torch.bool)
+            held_out[torch.as_tensor(first.val_indices_)] = True
+        else:
+            tensors = first.tensors(mdata)
+            held_out = torch.ones(tensors.n_obs, dtype=torch.bool)
+        names = [m for m in first.modalities if first.registry_["modalities"][m]["likelihood"] in CALIBRATABLE]
+        chosen = names if modalities is None else [m for m in names if m in set(modalities)]
+
+        def draw(held, mod: str, others: list[str]) -> torch.Tensor:
+            return torch.cat([d.cpu() for m in self.members_
+                              for _, d in m._predictive(held, mod, m._use_mask(others), share,
+                                                        m._importance(None, share), None)], 0)
+
+        fitted = fit_scales(tensors, held_out, first.modalities, chosen, draw,
+                            lambda m: first.module.likelihoods[m].is_discrete, level=level)
+        self.interval_scale_.update(fitted)
+        return fitted
 
     def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int = 256) -> np.ndarray:
         """Log of the members' average likelihood per observation (each an IWAE estimate)."""
@@ -177,7 +230,8 @@ class Ensemble:
             member.save(path / f"member_{i}", overwrite=True)
         with atomic_path(path / _CONFIG) as tmp:
             Path(tmp).write_text(json.dumps({"model_class": self.model_cls.__name__, "n_models": len(self.members_),
-                                             "model_kwargs": self.model_kwargs}, indent=1))
+                                             "model_kwargs": self.model_kwargs,
+                                             "interval_scale": self.interval_scale_}, indent=1))
 
     @classmethod
     def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto") -> Ensemble:
@@ -194,4 +248,5 @@ class Ensemble:
             raise RegistrationError(msg) from err
         self = cls(name, None, **config.get("model_kwargs", {}))
         self.members_ = [self.model_cls.load(path / f"member_{i}", mdata, accelerator=accelerator) for i in range(n_models)]
+        self.interval_scale_ = {str(k): float(v) for k, v in config.get("interval_scale", {}).items()}
         return self

@@ -164,3 +164,12 @@ def test_early_stopping_is_on_when_the_epochs_are_left_to_the_model(mdata, caplo
     assert not given.val_indices_ and len(given.history_["train_loss"]) == 3 and "stopped_epoch" not in given.history_
     with pytest.raises(ValueError, match="early_stopping to be True, False or 'auto', got 'yes'"):
         given.train(max_epochs=1, early_stopping="yes", progress_bar=False)
+
+
+def test_a_given_validation_split_is_used_and_checked(mdata):
+    model = PoEVAE(mdata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=2, validation_indices=[3, 1, 7], progress_bar=False)
+    assert model.val_indices_ == [1, 3, 7] and len(model.train_indices_) == mdata.n_obs - 3
+    for bad in ([1, 1], [mdata.n_obs], list(range(mdata.n_obs))):
+        with pytest.raises(ValueError, match="validation_indices to be distinct positions"):
+            model.train(max_epochs=1, validation_indices=bad, progress_bar=False)
