@@ -86,7 +86,7 @@ class BaseModel:
         #: The search that chose this configuration (:func:`mdlprob.tune.tune`), saved with the model.
         self.tuning_: dict[str, Any] | None = None
         #: Predictive-spread factor per modality from :meth:`calibrate_intervals` (saved with the model).
-        self.interval_scale_: dict[str, float] = {}
+        self.interval_scale_: dict[str, float | list[float]] = {}
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -621,7 +621,8 @@ class BaseModel:
 
     @torch.no_grad()
     def calibrate_intervals(self, mdata: md.MuData | None = None, *, modalities: Sequence[str] | None = None,
-                            level: float = 0.9, n_samples: int = 100) -> dict[str, float]:
+                            level: float = 0.9, n_samples: int = 100,
+                            per_feature: bool = False) -> dict[str, float | list[float]]:
         """Widen (or narrow) each modality's predictive draws so held-out intervals cover ``level``.
 
         Split conformal calibration (see :mod:`mdlprob.base._calibration`): for observations the
@@ -640,6 +641,9 @@ class BaseModel:
             Modalities to calibrate (default: every one with a continuous or count likelihood).
         level
             Interval level the factor is fitted for.
+        per_feature
+            One factor per feature (e.g. per pixel) instead of one per modality; needs
+            enough held-out observations (a feature with too few takes the pooled factor).
 
         Returns
         -------
@@ -672,7 +676,7 @@ class BaseModel:
 
         try:
             fitted = fit_scales(tensors, held_out, self.modalities, chosen, draw,
-                                lambda m: self.module.likelihoods[m].is_discrete, level=level)
+                                lambda m: self.module.likelihoods[m].is_discrete, level=level, per_feature=per_feature)
         finally:
             self.interval_scale_ = saved
         self.interval_scale_.update(fitted)
@@ -860,7 +864,7 @@ class BaseModel:
         self._module_kwargs, self.history_ = config["module_kwargs"], config["history"]
         self.train_indices_, self.val_indices_ = config["train_indices"], config["val_indices"]
         self.tuning_ = config.get("tuning")
-        self.interval_scale_ = {str(k): float(v) for k, v in config.get("interval_scale", {}).items()}
+        self.interval_scale_ = dict(config.get("interval_scale", {}))
         self.module = cls._module_cls(self._spec, **self._module_kwargs)
         device = resolve_device(accelerator)
         self.module.load_state_dict(torch.load(path / _WEIGHTS, map_location=device, weights_only=True))

@@ -14,7 +14,8 @@ central interval's half-width,
 
 The factor :math:`s` is the :math:`\lceil (n+1)\ell \rceil / n` empirical quantile of
 :math:`r` over the :math:`n` held-out entries (split conformal prediction, Vovk et al. 2005,
-with the model's own interval as the normalised score). Predictive draws are then spread
+with the model's own interval as the normalised score), pooled over the modality's features
+or one per feature (e.g. per pixel of an image, whose background and tissue differ). Predictive draws are then spread
 around their median by :math:`s` (:math:`s > 1` widens), so held-out central
 :math:`\ell`-intervals cover :math:`\ell` of new entries exchangeable with the calibration
 ones; the predictive mean is unchanged.
@@ -32,11 +33,14 @@ from torch import Tensor
 CALIBRATABLE = ("nb", "zinb", "poisson", "gaussian", "gaussian_global", "laplace", "beta")
 
 
-def conformal_scale(truth: Tensor, draws: Tensor, observed: Tensor, *, level: float, discrete: bool) -> float:
+def conformal_scale(truth: Tensor, draws: Tensor, observed: Tensor, *, level: float, discrete: bool,
+                    per_feature: bool = False) -> float | list[float]:
     """The factor :math:`s` from held-out ``truth`` ``(n, p)`` and predictive ``draws`` ``(S, n, p)``.
 
     ``observed`` marks the entries to use. For integer data both the truth and the draws get
     the continuous extension :math:`x + U(-\\frac12, \\frac12)`, as the predictive quantiles do.
+    With ``per_feature`` one factor per feature (column) is returned, from that column's
+    entries; a column with too few of them for the level takes the pooled factor.
     """
     if discrete:
         draws = draws + torch.rand_like(draws) - 0.5
@@ -47,19 +51,31 @@ def conformal_scale(truth: Tensor, draws: Tensor, observed: Tensor, *, level: fl
     above = truth >= med
     width = torch.where(above, hi - med, med - lo).clamp_min(1e-8)
     ratio = (truth - med).abs() / width
-    ratio = ratio[observed]
-    n = ratio.numel()
-    if n == 0:
+    pooled = _conformal_quantile(ratio[observed], level)
+    if pooled is None:
         msg = "No held-out entry to calibrate on: the calibration observations must have the modality."
         raise ValueError(msg)
-    rank = min(n, math.ceil((n + 1) * level))
-    return float(ratio.sort().values[rank - 1])
+    if not per_feature:
+        return pooled
+    columns = [_conformal_quantile(ratio[:, j][observed[:, j]], level) for j in range(ratio.shape[1])]
+    return [pooled if c is None else c for c in columns]
 
 
-def widen(draws: Tensor, scale: float, likelihood: str) -> Tensor:
-    """Predictive draws ``(S, batch, p)`` spread around their median by ``scale``, kept in the likelihood's support."""
+def _conformal_quantile(scores: Tensor, level: float) -> float | None:
+    """The :math:`\\lceil (n+1)\\ell \\rceil`-th smallest of ``n`` scores, or ``None`` when that exceeds ``n``."""
+    n = scores.numel()
+    rank = math.ceil((n + 1) * level)
+    if n == 0 or rank > n:
+        return None
+    return float(scores.sort().values[rank - 1])
+
+
+def widen(draws: Tensor, scale: float | list[float], likelihood: str) -> Tensor:
+    """Predictive draws ``(S, batch, p)`` spread around their median by ``scale`` (one, or one per
+    feature), kept in the likelihood's support."""
     med = draws.median(dim=0, keepdim=True).values
-    out = med + scale * (draws - med)
+    factor = torch.as_tensor(scale, dtype=draws.dtype, device=draws.device)
+    out = med + factor * (draws - med)
     if likelihood in ("nb", "zinb", "poisson"):
         return out.clamp_min(0.0)
     if likelihood == "beta":
@@ -78,7 +94,7 @@ def interpolated_quantile(sorted_draws: Tensor, q: float) -> Tensor:
 
 def fit_scales(tensors, held_out: Tensor, modalities: Sequence[str], chosen: Sequence[str],
                draw: Callable[[object, str, list[str]], Tensor], discrete: Callable[[str], bool], *,
-               level: float) -> dict[str, float]:
+               level: float, per_feature: bool = False) -> dict[str, float | list[float]]:
     """:func:`conformal_scale` of each ``chosen`` modality on the ``held_out`` rows that have it and another one.
 
     ``draw(tensors, modality, others)`` returns predictive draws ``(S, n_rows, n_vars)`` of the
@@ -104,5 +120,6 @@ def fit_scales(tensors, held_out: Tensor, modalities: Sequence[str], chosen: Seq
         truth = tensors.x[mod].cpu()[idx]
         observed = tensors.observed[mod]
         observed = torch.ones_like(truth, dtype=torch.bool) if observed is None else observed.cpu()[idx]
-        fitted[mod] = conformal_scale(truth, draws, observed, level=level, discrete=discrete(mod))
+        fitted[mod] = conformal_scale(truth, draws, observed, level=level, discrete=discrete(mod),
+                                      per_feature=per_feature)
     return fitted

@@ -84,7 +84,7 @@ class Ensemble:
         self.model_kwargs = dict(model_kwargs)
         self.members_ = [] if mdata is None else [model_cls(mdata, **model_kwargs) for _ in range(n_models)]
         #: Predictive-spread factor per modality from :meth:`calibrate_intervals`.
-        self.interval_scale_: dict[str, float] = {}
+        self.interval_scale_: dict[str, float | list[float]] = {}
 
     def __repr__(self) -> str:
         return f"Ensemble({self.model_cls.__name__} x {len(self.members_)})"
@@ -174,7 +174,8 @@ class Ensemble:
 
     @torch.no_grad()
     def calibrate_intervals(self, mdata: md.MuData | None = None, *, modalities: Sequence[str] | None = None,
-                            level: float = 0.9, n_samples: int = 100) -> dict[str, float]:
+                            level: float = 0.9, n_samples: int = 100,
+                            per_feature: bool = False) -> dict[str, float | list[float]]:
         """Split-conformal factors for the mixture's predictive draws (as the models' ``calibrate_intervals``).
 
         Calibrates on ``mdata`` (held-out observations) or, by default, on the validation split
@@ -207,7 +208,7 @@ class Ensemble:
                                                         m._importance(None, share), None)], 0)
 
         fitted = fit_scales(tensors, held_out, first.modalities, chosen, draw,
-                            lambda m: first.module.likelihoods[m].is_discrete, level=level)
+                            lambda m: first.module.likelihoods[m].is_discrete, level=level, per_feature=per_feature)
         self.interval_scale_.update(fitted)
         return fitted
 
@@ -248,5 +249,5 @@ class Ensemble:
             raise RegistrationError(msg) from err
         self = cls(name, None, **config.get("model_kwargs", {}))
         self.members_ = [self.model_cls.load(path / f"member_{i}", mdata, accelerator=accelerator) for i in range(n_models)]
-        self.interval_scale_ = {str(k): float(v) for k, v in config.get("interval_scale", {}).items()}
+        self.interval_scale_ = dict(config.get("interval_scale", {}))
         return self

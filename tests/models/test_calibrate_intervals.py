@@ -83,3 +83,17 @@ def test_an_ensemble_calibrates_its_mixture_on_the_shared_split(mdata, tmp_path)
     ens.save(tmp_path / "e")
     assert mdlprob.models.Ensemble.load(tmp_path / "e", mdata).interval_scale_ == factors
     assert ens.sample_predictive(mdata, "protein", n_samples=4).min() >= 0
+
+
+def test_per_feature_factors_follow_each_feature():
+    gen = torch.Generator().manual_seed(1)
+    spread = torch.tensor([0.5, 1.0, 3.0])
+    truth = spread * torch.randn(300, 3, generator=gen)
+    draws = torch.randn(200, 300, 3, generator=gen)
+    observed = torch.ones_like(truth, dtype=torch.bool)
+    factors = conformal_scale(truth, draws, observed, level=0.9, discrete=False, per_feature=True)
+    np.testing.assert_allclose(factors, spread.numpy(), rtol=0.2)
+    few = observed.clone()
+    few[3:, 2] = False  # three entries cannot give a 90% conformal quantile: the pooled factor
+    pooled = conformal_scale(truth, draws, few, level=0.9, discrete=False)
+    assert conformal_scale(truth, draws, few, level=0.9, discrete=False, per_feature=True)[2] == pooled
