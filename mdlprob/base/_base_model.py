@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,13 +19,15 @@ import pyro
 import torch
 from torch import Tensor
 
+from .._io import atomic_dir
 from ..data import get_registry, tensors_from_mudata
 from ..data._backed import BackedTensors
 from ..data._feature_graph import feature_graph_indices
 from ..data._setup import check_values, get_matrix
 from ..data._tensors import MultimodalTensors, place, set_training_stats
-from ..exceptions import DataWarning, NotTrainedError, RegistrationError
+from ..exceptions import DataWarning, ModelFileError, NotTrainedError, RegistrationError
 from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, launched_by_torchrun
+from ..train._checkpoint import Checkpointer
 from ._base_module import MultimodalVAEModule
 from ._calibration import CALIBRATABLE, fit_scales, interpolated_quantile, widen
 from ._validate import check_float, check_int, check_subset, resolve_device
@@ -125,6 +126,9 @@ class BaseModel:
         chunk_size: int | None = None,
         refit_noise_steps: int | None = None,
         validation_indices: Sequence[int] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
     ) -> None:
         """Fit the model by stochastic variational inference.
 
@@ -184,6 +188,26 @@ class BaseModel:
         validation_indices
             Positions of the observations that form the validation split, instead of a
             random ``1 - train_size`` of them (e.g. the same split for several models).
+        checkpoint_dir
+            Folder for ``checkpoint.pt``: the weights, optimiser, random generators, epoch,
+            history and early-stopping state, replaced atomically every ``checkpoint_every``
+            epochs and at the end. While it is set, SIGINT and SIGTERM stop training after
+            the current step with a checkpoint (mid-epoch for data in memory) and raise
+            :class:`~mdlprob.exceptions.TrainingInterrupted`. Single-process training only.
+        checkpoint_every
+            Epochs between checkpoints.
+        resume
+            Continue from the checkpoint in ``checkpoint_dir`` (same model, data and
+            options; ``max_epochs`` may grow): on CPU the result is bit for bit that of an
+            uninterrupted run. The model may be a fresh one built from the same data or one
+            loaded with ``load(path, mdata, for_training=True)``.
+
+        Raises
+        ------
+        TrainingDivergedError
+            The loss became non-finite. The model is put back to the early-stopping best
+            weights, else those of the last finite epoch (or the weights it started from),
+            and ``history_["diverged_epoch"]`` records where; it never keeps non-finite weights.
         """
         tensors = self._require_tensors()
         n = tensors.n_obs
@@ -229,14 +253,24 @@ class BaseModel:
                         early_stopping=early_stopping, patience=patience, beta=beta, kl_warmup_epochs=kl_warmup_epochs,
                         inference=inference, chunk_size=chunk_size, progress_bar=progress_bar,
                         description=f"Training {type(self).__name__}")
-        self.module.to(device)
         n_val_before = len(self.history_["val_loss"])
+        checkpointer, resumed = self._checkpointer(checkpoint_dir, checkpoint_every, resume, cfg, train_size,
+                                                   world > 1 or (strategy == "ddp" and launched_by_torchrun()),
+                                                   train_idx, val_idx, n_val_before)
+        if resumed is not None:
+            train_idx, val_idx = resumed["train_idx"].numpy(), resumed["val_idx"].numpy()
+            n_val_before = int(resumed["val_start"])
+        self.module.to(device)
         if world > 1:
             best_state = fit_spawned(self.module, tensors, train_idx, val_idx, device, cfg, self.history_, world)
         elif strategy == "ddp" and launched_by_torchrun():
             best_state = fit_torchrun(self.module, tensors, train_idx, val_idx, device, cfg, self.history_)
         else:
-            best_state = fit(self.module, place(tensors, device), train_idx, val_idx, device, cfg, self.history_)
+            try:
+                best_state = fit(self.module, place(tensors, device), train_idx, val_idx, device, cfg, self.history_,
+                                 checkpoint=checkpointer, resume=resumed)
+            finally:
+                self.module.eval()
         if best_state is not None:
             self.module.load_state_dict(best_state)
         if early_stopping and len(self.history_["val_loss"]) > n_val_before:
@@ -250,6 +284,38 @@ class BaseModel:
             refit_noise_steps = min(self.default_refit_noise_steps, len(self.history_["train_loss"]) * steps_per_epoch)
         if refit_noise_steps:
             self.refit_noise(n_steps=refit_noise_steps, batch_size=batch_size)
+
+    def _checkpointer(self, directory: str | Path | None, every: int, resume: bool, cfg: FitConfig, train_size: float,
+                      parallel: bool, train_idx: np.ndarray, val_idx: np.ndarray,
+                      val_start: int) -> tuple[Checkpointer | None, dict[str, Any] | None]:
+        """The checkpoint writer of a ``train`` call and, with ``resume``, the state it continues from."""
+        if not isinstance(resume, bool):
+            msg = f"Expected resume to be True or False, got {resume!r}."
+            raise TypeError(msg)
+        if directory is None:
+            if resume:
+                msg = "resume=True continues a checkpoint: pass the checkpoint_dir it was written to."
+                raise ValueError(msg)
+            return None, None
+        check_int("checkpoint_every", every, minimum=1)
+        if parallel:
+            msg = "checkpoint_dir is supported for single-process training; train with devices=1 to checkpoint."
+            raise ValueError(msg)
+        identity = {
+            "model": type(self).__name__,
+            "module": _digest(self._module_kwargs), "data": _digest([self._tensors.n_obs, self.var_names_]),
+            "train_size": train_size,
+            **{f: getattr(cfg, f) for f in ("batch_size", "lr", "weight_decay", "early_stopping", "patience", "beta",
+                                            "kl_warmup_epochs", "inference", "chunk_size")},
+        }
+        checkpointer = Checkpointer(directory, every, identity,
+                                    extra={"train_idx": torch.as_tensor(train_idx), "val_idx": torch.as_tensor(val_idx),
+                                           "val_start": val_start})
+        if not resume:
+            return checkpointer, None
+        state = checkpointer.load()
+        checkpointer.extra = {k: state[k] for k in checkpointer.extra}
+        return checkpointer, state
 
     def refit_noise(self, *, n_steps: int = 300, n_proposals: int = 16, lr: float = 1e-2,
                     batch_size: int = 256) -> None:
@@ -809,13 +875,25 @@ class BaseModel:
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Write ``model.pt`` (weights, loadable with ``weights_only=True``) and ``config.json``.
 
-        The folder is written next to ``path`` and moved into place only when complete.
+        The folder is written as a hidden sibling of ``path``, flushed to disk and renamed
+        into place only when complete (see :mod:`mdlprob._io`): a crash or a full disk
+        leaves ``path`` as it was. With ``overwrite`` an existing folder (or file) at
+        ``path`` is replaced as a whole. Weights that are not finite are refused.
         """
         self._require_trained()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            msg = f"{path} already exists; pass overwrite=True to replace it."
-            raise FileExistsError(msg)
+        self._check_finite()
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            self._write(tmp)
+
+    def _check_finite(self) -> None:
+        bad = [k for k, v in self.module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            msg = (f"This {type(self).__name__} holds non-finite weights ({', '.join(bad[:3])}"
+                   f"{', ...' if len(bad) > 3 else ''}); it is not saved. Retrain it (e.g. with a lower lr).")
+            raise FloatingPointError(msg)
+
+    def _write(self, folder: Path) -> None:
+        """Write the model's files into the (temporary) ``folder``; subclasses add theirs."""
         from .. import __version__
 
         config = {
@@ -824,25 +902,14 @@ class BaseModel:
             "train_indices": self.train_indices_, "val_indices": self.val_indices_,
             "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-            torch.save(state, tmp / _WEIGHTS)
-            (tmp / _CONFIG).write_text(json.dumps(config, indent=1))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+        buffer = io.BytesIO()  # serialised in memory: a full disk then fails as a plain, reported write
+        torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, buffer)
+        (folder / _WEIGHTS).write_bytes(buffer.getvalue())
+        (folder / _CONFIG).write_text(json.dumps(config, indent=1))
 
     @classmethod
-    def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto") -> BaseModel:
+    def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto",
+             for_training: bool = False) -> BaseModel:
         """Load a model saved with :meth:`save`; weights are read with ``weights_only=True``.
 
         Parameters
@@ -850,12 +917,22 @@ class BaseModel:
         mdata
             When given, checked against the saved registry (same modalities' features):
             a mismatch raises :class:`RegistrationError`.
+        for_training
+            Keep ``mdata`` (required) as the training data, so that :meth:`train` continues
+            from the saved weights (a new optimiser; to continue an interrupted run exactly,
+            use ``train(..., checkpoint_dir=..., resume=True)``). Otherwise the model is for
+            inference only.
+
+        Raises
+        ------
+        ModelFileError
+            The folder is incomplete or damaged; the message names the file and the problem.
         """
         path = Path(path)
-        if not (path / _CONFIG).exists() or not (path / _WEIGHTS).exists():
-            msg = f"No saved mdlprob model in {path}: expected {_CONFIG} and {_WEIGHTS} there."
-            raise FileNotFoundError(msg)
-        config = json.loads((path / _CONFIG).read_text())
+        if for_training and mdata is None:
+            msg = "load(..., for_training=True) needs the training data: pass mdata."
+            raise ValueError(msg)
+        config = _read_config(path, required=_CONFIG_KEYS)
         if config["model_class"] != cls.__name__:
             msg = f"{path} holds a {config['model_class']}, not a {cls.__name__}; load it with mdlprob.models.{config['model_class']}.load."
             raise RegistrationError(msg)
@@ -865,14 +942,86 @@ class BaseModel:
         self.train_indices_, self.val_indices_ = config["train_indices"], config["val_indices"]
         self.tuning_ = config.get("tuning")
         self.interval_scale_ = dict(config.get("interval_scale", {}))
-        self.module = cls._module_cls(self._spec, **self._module_kwargs)
+        try:
+            self.module = cls._module_cls(self._spec, **self._module_kwargs)
+        except (TypeError, ValueError, KeyError) as err:
+            msg = f"{path / _CONFIG} describes a model that cannot be built ({type(err).__name__}: {err})."
+            raise ModelFileError(msg) from None
         device = resolve_device(accelerator)
-        self.module.load_state_dict(torch.load(path / _WEIGHTS, map_location=device, weights_only=True))
+        state = _read_weights(path / _WEIGHTS, device)
+        try:
+            self.module.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            msg = f"{path / _WEIGHTS} does not match {path / _CONFIG} ({first}); the folder mixes two models."
+            raise ModelFileError(msg) from None
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            msg = f"{path / _WEIGHTS} holds non-finite weights ({', '.join(bad[:3])}); retrain and save the model again."
+            raise ModelFileError(msg)
         self.module.to(device).eval()
         self._tensors, self.is_trained_ = None, True
         if mdata is not None:
-            self.tensors(mdata)
+            tensors = self.tensors(mdata)
+            if for_training:
+                self._tensors = tensors
         return self
+
+
+_CONFIG_KEYS = ("model_class", "module_kwargs", "spec", "registry", "var_names", "history", "train_indices",
+                "val_indices")
+
+
+def _read_config(path: Path, *, required: Sequence[str], name: str = _CONFIG,
+                 what: str = "mdlprob model") -> dict[str, Any]:
+    """``path/name`` parsed, with errors that name the file and what is wrong with it."""
+    if not path.is_dir():
+        msg = f"No saved {what} at {path}: it is {'a file' if path.exists() else 'missing'}; expected a folder written by save()."
+        raise FileNotFoundError(msg)
+    file = path / name
+    if not file.is_file():
+        msg = f"No saved {what} in {path}: {name} is missing (an incomplete copy?)."
+        raise FileNotFoundError(msg)
+    try:
+        config = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        msg = f"{file} is not valid JSON ({err}); the folder is damaged. Save the model again."
+        raise ModelFileError(msg) from None
+    except OSError as err:
+        msg = f"{file} cannot be read ({err.strerror or err})."
+        raise ModelFileError(msg) from None
+    if not isinstance(config, dict):
+        msg = f"{file} holds a JSON {type(config).__name__}, not the description of a saved {what}."
+        raise ModelFileError(msg)
+    missing = [k for k in required if k not in config]
+    if missing:
+        msg = f"{file} lacks {', '.join(map(repr, missing))}: not a complete saved {what}. Save the model again."
+        raise ModelFileError(msg)
+    return config
+
+
+def _read_weights(file: Path, device: torch.device) -> dict[str, Tensor]:
+    """The weights in ``file``, read with ``weights_only=True``; a damaged file is reported as such."""
+    if not file.is_file():
+        msg = f"{file} is missing: the saved model folder is incomplete. Save the model again."
+        raise ModelFileError(msg)
+    try:
+        state = torch.load(file, map_location=device, weights_only=True)
+    except Exception as err:  # torch's own message advises weights_only=False, unsafe for a damaged or foreign file
+        msg = (f"{file} is not a readable mdlprob weights file ({type(err).__name__}); it is truncated, damaged or "
+               "not mdlprob's. Save the model again; never load such a file with weights_only=False.")
+        raise ModelFileError(msg) from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        msg = f"{file} does not hold a dictionary of weights; it is not mdlprob's."
+        raise ModelFileError(msg)
+    return state
+
+
+def _digest(value: Any) -> str:
+    """A short fingerprint of a JSON-able value (tensors and other objects by their text)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _q_name(q: float) -> str:

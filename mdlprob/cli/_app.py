@@ -2,14 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+from ..exceptions import NotTrainedError, TrainingInterrupted
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty.")
+F = TypeVar("F", bound=Callable)
+#: Exceptions that mean "the command was asked something it cannot do": exit status 2.
+_USAGE_ERRORS = (typer.BadParameter, ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError,
+                 IsADirectoryError, NotADirectoryError, NotTrainedError)
+
+
+def _one_line_errors(command: F) -> F:
+    """Print a failure as one line on stderr: exit 2 for usage errors, 1 for runtime failures.
+
+    ``MDLPROB_DEBUG=1`` shows the traceback instead. An interrupted ``fit`` exits with
+    128 + the signal number after saying how to resume.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except Exception as err:
+            if os.environ.get("MDLPROB_DEBUG"):
+                raise
+            code = 2 if isinstance(err, _USAGE_ERRORS) else 1
+            message = err.format_message() if isinstance(err, typer.BadParameter) else str(err) or type(err).__name__
+            typer.echo(f"mdlprob {command.__name__.replace('_', '-')}: error: {' '.join(message.split())}", err=True)
+            sys.stderr.flush()
+            raise typer.Exit(code) from None
+        except TrainingInterrupted as err:
+            typer.echo(f"mdlprob {command.__name__}: {err} Or rerun the same command with --resume.", err=True)
+            raise typer.Exit(128 + err.signal) from None
+        except KeyboardInterrupt:
+            typer.echo(f"mdlprob {command.__name__}: interrupted.", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
 
 _Seed = Annotated[int, typer.Option(help="Seed for every random number generator.")]
 _MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE", "moe": "MoEVAE", "factor": "FactorModel"}
@@ -36,18 +78,34 @@ def _read(path: Path):
     if not path.exists():
         msg = f"Input file {path} does not exist."
         raise typer.BadParameter(msg)
+    if path.is_dir():
+        msg = f"Input {path} is a folder; expected a .h5mu file (MuData)."
+        raise typer.BadParameter(msg)
     if path.suffix != ".h5mu":
         msg = f"Expected a .h5mu file (MuData), got {path.name}. Convert AnnData objects with mudata.MuData({{'rna': adata}}).write('data.h5mu')."
         raise typer.BadParameter(msg)
-    return md.read_h5mu(path)
+    try:
+        return md.read_h5mu(path)
+    except Exception as err:  # h5py/mudata say "Unable to open", KeyError 'mod', ...: name the file instead
+        msg = (f"{path} could not be read as a MuData .h5mu file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+               "Is it an AnnData .h5ad renamed? Wrap it: mudata.MuData({'rna': anndata.read_h5ad(path)}).write('data.h5mu').")
+        raise typer.BadParameter(msg) from None
 
 
-def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
+def _check_out(out: Path, inputs: list[Path], overwrite: bool, *, folder: bool = False) -> None:
+    """Refuse an output onto an input, onto an existing path (without --overwrite) or of the wrong kind."""
     if any(out.resolve() == p.resolve() for p in inputs):
         msg = f"--out {out} is an input file; mdlprob never overwrites its inputs. Choose another path."
         raise typer.BadParameter(msg)
     if out.exists() and not overwrite:
         msg = f"{out} already exists; pass --overwrite to replace it."
+        raise typer.BadParameter(msg)
+    if not folder and out.is_dir():
+        msg = f"--out {out} is a folder; give the path of the file to write (e.g. {out / 'result.h5ad'})."
+        raise typer.BadParameter(msg)
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        msg = f"--out {out}: {parent} is not writable; choose another place."
         raise typer.BadParameter(msg)
 
 
@@ -65,6 +123,7 @@ def _load_model(model_dir: Path, mdata):
 
 
 @app.command()
+@_one_line_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the figure, metrics and model.")] = Path("demo_output"),
     max_epochs: Annotated[int, typer.Option(help="Training epochs.")] = 400,
@@ -79,6 +138,7 @@ def demo(
 
 
 @app.command()
+@_one_line_errors
 def fit(
     data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
     likelihood: Annotated[list[str], typer.Option(help="MODALITY=LIKELIHOOD, repeat per modality (nb, zinb, poisson, gaussian, bernoulli, mixed).")],
@@ -94,29 +154,54 @@ def fit(
     early_stopping: Annotated[bool, typer.Option(help="Hold out 10% and stop when it stops improving.")] = False,
     accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run whose checkpoint is in OUT/checkpoint.")] = False,
+    checkpoint_every: Annotated[int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint.")] = 1,
     seed: _Seed = 0,
 ) -> None:
-    """Train a model on DATA and save it to OUT."""
+    """Train a model on DATA and save it to OUT.
+
+    Training writes a checkpoint to OUT/checkpoint every --checkpoint-every epochs and on
+    Ctrl-C or SIGTERM (after the current step); rerun with --resume to continue it. The
+    finished model replaces the folder.
+    """
     import mdlprob
 
     _setup_logging()
     if model not in _MODELS:
         msg = f"Expected --model to be one of {sorted(_MODELS)}, got {model!r}."
         raise typer.BadParameter(msg)
-    _check_out(out, [data], overwrite)
+    checkpoint = out / "checkpoint"
+    interrupted = out.is_dir() and not (out / "config.json").exists() and (checkpoint / "checkpoint.pt").exists()
+    if resume and not interrupted:
+        msg = (f"--resume: {out} holds no interrupted run (no {checkpoint / 'checkpoint.pt'}"
+               f"{' and it holds a finished model' if (out / 'config.json').exists() else ''}).")
+        raise typer.BadParameter(msg)
+    if interrupted and not (resume or overwrite):
+        msg = f"{out} holds the checkpoint of an interrupted run; pass --resume to continue it or --overwrite to start over."
+        raise typer.BadParameter(msg)
+    _check_out(out, [data], overwrite or resume, folder=True)
     mdata = _read(data)
     mdlprob.settings.seed = seed
     mdlprob.data.setup_mudata(mdata, likelihoods=_pairs(likelihood, "--likelihood"), layer=_pairs(layer, "--layer"),
                               mask_key=mask_key or None)
     size = {"n_factors" if model == "factor" else "n_latent": n_latent}
     fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_hidden=n_hidden, **size)
-    fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr, early_stopping=early_stopping,
-                 accelerator=accelerator)
-    fitted.save(out, overwrite=overwrite)
+    created = not out.exists()
+    try:
+        fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr, early_stopping=early_stopping,
+                     accelerator=accelerator, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    except Exception:
+        if created and not (checkpoint / "checkpoint.pt").exists():  # nothing worth keeping: leave no empty folders
+            for folder in (checkpoint, out):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+    fitted.save(out, overwrite=True)  # replaces the folder that held the checkpoint
     typer.echo(f"Trained {fitted}; final loss {fitted.history_['train_loss'][-1]:.4g}. Saved to {out}")
 
 
 @app.command()
+@_one_line_errors
 def impute(
     model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
     data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
@@ -143,6 +228,7 @@ def impute(
 
 
 @app.command()
+@_one_line_errors
 def latent(
     model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
     data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
@@ -162,6 +248,7 @@ def latent(
 
 
 @app.command()
+@_one_line_errors
 def bench(
     suite: Annotated[str, typer.Option(help="quick, full (benchmarks/suites/<name>.yaml) or the path of a suite YAML.")] = "quick",
     out: Annotated[Path, typer.Option(help="Output folder; an existing results.csv there is resumed.")] = Path("benchmarks/results/quick"),
@@ -194,6 +281,7 @@ def bench(
 
 
 @app.command("bench-report")
+@_one_line_errors
 def bench_report(
     out: Annotated[Path, typer.Argument(help="Folder written by `mdlprob bench`.")],
 ) -> None:

@@ -13,11 +13,12 @@ import mudata as md
 import numpy as np
 import torch
 
+from .._io import atomic_dir
 from .._settings import settings
-from .._utils import atomic_path
 from ..base import BaseModel
+from ..base._base_model import _read_config
 from ..base._validate import check_float, check_int
-from ..exceptions import NotTrainedError, RegistrationError
+from ..exceptions import ModelFileError, NotTrainedError
 
 _CONFIG = "ensemble.json"
 
@@ -220,33 +221,28 @@ class Ensemble:
         return top + np.log(np.exp(lls - top).mean(0))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
-        """One sub-folder per member (``member_0`` ...) plus ``ensemble.json``."""
+        """One sub-folder per member (``member_0`` ...) plus ``ensemble.json``, written as one atomic folder."""
         self._check()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            msg = f"{path} already exists; pass overwrite=True to replace it."
-            raise FileExistsError(msg)
-        path.mkdir(parents=True, exist_ok=True)
-        for i, member in enumerate(self.members_):
-            member.save(path / f"member_{i}", overwrite=True)
-        with atomic_path(path / _CONFIG) as tmp:
-            Path(tmp).write_text(json.dumps({"model_class": self.model_cls.__name__, "n_models": len(self.members_),
-                                             "model_kwargs": self.model_kwargs,
-                                             "interval_scale": self.interval_scale_}, indent=1))
+        for member in self.members_:
+            member._check_finite()
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            for i, member in enumerate(self.members_):
+                (tmp / f"member_{i}").mkdir()
+                member._write(tmp / f"member_{i}")
+            (tmp / _CONFIG).write_text(json.dumps({"model_class": self.model_cls.__name__, "n_models": len(self.members_),
+                                                   "model_kwargs": self.model_kwargs,
+                                                   "interval_scale": self.interval_scale_}, indent=1))
 
     @classmethod
     def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto") -> Ensemble:
         """Load an ensemble saved with :meth:`save` (members with their class's ``load``)."""
         path = Path(path)
-        if not (path / _CONFIG).exists():
-            msg = f"No saved mdlprob ensemble in {path}: expected {_CONFIG} there."
-            raise FileNotFoundError(msg)
+        config = _read_config(path, required=("model_class", "n_models"), name=_CONFIG, what="mdlprob ensemble")
         try:
-            config = json.loads((path / _CONFIG).read_text())
             name, n_models = config["model_class"], int(config["n_models"])
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, TypeError) as err:
             msg = f"{path / _CONFIG} is not a valid ensemble description ({err})."
-            raise RegistrationError(msg) from err
+            raise ModelFileError(msg) from None
         self = cls(name, None, **config.get("model_kwargs", {}))
         self.members_ = [self.model_cls.load(path / f"member_{i}", mdata, accelerator=accelerator) for i in range(n_models)]
         self.interval_scale_ = dict(config.get("interval_scale", {}))

@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._utils import atomic_path
 from ..base import BaseModel
 from ..base._validate import check_int
 from ..data._graph import GRAPH_KEY, GraphTensors, MaskedEmbedding, attach, build_sample_graph, in_neighbours
 from ..data._tensors import MultimodalTensors
-from ..exceptions import NotTrainedError
+from ..exceptions import ModelFileError, NotTrainedError
 from ..nn import GraphGaussianEncoder, product_of_experts
 from ..nn._graph import CONVS, available
 from ._poe_vae import _PoEVAEModule
@@ -210,30 +209,46 @@ class GraphPoEVAE(BaseModel):
             raise NotTrainedError(msg)
         return attach(self._reference, plain, self.embedding_, k=self.k, n_hops=self._n_hops)
 
-    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+    def _write(self, folder: Path) -> None:
         """As :meth:`PoEVAE.save`, plus ``graph.npz``: training graph, observation names, kNN embedding."""
-        super().save(path, overwrite=overwrite)
+        super()._write(folder)
         indptr, indices = self._graph
         arrays = {"obs_names": np.array(self.obs_names_), "indptr": indptr.numpy(), "indices": indices.numpy(),
                   "graph_key": np.array(self.graph_key), "k": np.array(self.k), **self.embedding_.state()}
-        with atomic_path(Path(path) / _GRAPH_FILE) as tmp, open(tmp, "wb") as fh:
+        with open(folder / _GRAPH_FILE, "wb") as fh:
             np.savez(fh, **arrays)
 
     @classmethod
-    def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto") -> GraphPoEVAE:
-        """As :meth:`PoEVAE.load`; when ``mdata`` holds the training observations, new ones can be attached to them."""
+    def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto",
+             for_training: bool = False) -> GraphPoEVAE:
+        """As :meth:`PoEVAE.load`; when ``mdata`` holds the training observations, new ones can be attached to them.
+
+        ``for_training`` needs exactly the training observations (the saved graph is theirs).
+        """
         self = super().load(path, None, accelerator=accelerator)
-        with np.load(Path(path) / _GRAPH_FILE, allow_pickle=False) as z:
-            state = {key: z[key] for key in z.files}
+        try:
+            with np.load(Path(path) / _GRAPH_FILE, allow_pickle=False) as z:
+                state = {key: z[key] for key in z.files}
+        except (OSError, ValueError) as err:
+            msg = f"{Path(path) / _GRAPH_FILE} cannot be read ({type(err).__name__}: {err}); save the model again."
+            raise ModelFileError(msg) from None
         self.obs_names_ = [str(o) for o in state["obs_names"]]
         self._graph = (torch.from_numpy(state["indptr"]), torch.from_numpy(state["indices"]))
         self.graph_key, self.k = str(state["graph_key"]), int(state["k"])
         self.embedding_ = MaskedEmbedding.from_state(state, self.modalities)
         self._reference = None
+        if for_training and mdata is None:
+            msg = "load(..., for_training=True) needs the training data: pass mdata."
+            raise ValueError(msg)
         if mdata is not None:
             tensors = self.tensors(mdata)
             if [str(o) for o in mdata.obs_names] == self.obs_names_:
                 self._reference = GraphTensors.build(_plain(tensors), *self._graph, n_hops=self._n_hops)
+            if for_training:
+                if self._reference is None:
+                    msg = "load(..., for_training=True) needs the training observations, in their order (the saved graph is theirs)."
+                    raise ValueError(msg)
+                self._tensors = self._reference
         return self
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import math
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from .._utils import track
 from ..data._backed import BackedTensors, rebatch
 from ..data._tensors import MultimodalTensors
+from ..exceptions import TrainingDivergedError, TrainingInterrupted
+from ._checkpoint import Checkpointer, set_rng_state, stop_on_signals
 
 #: Observations per forward pass when computing the validation loss.
 EVAL_BATCH = 4096
@@ -57,8 +59,16 @@ class Local:
 
 def fit(module: nn.Module, data: MultimodalTensors | BackedTensors, train_idx: np.ndarray, val_idx: np.ndarray,
         device: torch.device, cfg: FitConfig, history: dict[str, list[float]], *,
-        comm: Local | None = None) -> dict[str, Tensor] | None:
+        comm: Local | None = None, checkpoint: Checkpointer | None = None,
+        resume: dict[str, Any] | None = None) -> dict[str, Tensor] | None:
     """Train ``module`` in place; append epoch losses to ``history``.
+
+    With ``checkpoint``, the loop state is saved every ``checkpoint.every`` epochs and at the
+    last one, and SIGINT/SIGTERM stop it after the current step with a checkpoint (in the
+    middle of an epoch for data in memory) before :class:`TrainingInterrupted` is raised.
+    ``resume`` (a loaded checkpoint) continues that state. A non-finite loss puts back the
+    early-stopping best weights, else those of the last finite epoch, records
+    ``history["diverged_epoch"]`` and raises :class:`TrainingDivergedError`.
 
     Returns
     -------
@@ -69,38 +79,98 @@ def fit(module: nn.Module, data: MultimodalTensors | BackedTensors, train_idx: n
     n_steps = max(1, round(n_train / (cfg.batch_size * comm.world)))
     warm_steps = cfg.kl_warmup_epochs * n_steps
     step_fn = fast_step(module, cfg, device, comm) if cfg.inference == "fast" else svi_step(module, cfg)
-    epoch_batches = _epoch_fn(data, train_idx, n_steps, device, cfg, comm)
-    best, best_state, stale, step = math.inf, None, 0, 0
-    epochs = track(range(cfg.max_epochs), description=cfg.description, progress_bar=cfg.progress_bar and comm.rank == 0)
-    for _ in epochs:
-        module.train()
-        total = torch.zeros((), device=device)
-        for batch in epoch_batches():
-            kl_weight = cfg.beta * min(1.0, (step + 1) / warm_steps) if warm_steps else cfg.beta
-            total = total + step_fn(batch, kl_weight) * batch["presence"].shape[0]
-            step += 1
-        history["train_loss"].append(float(comm.all_sum(total)) / n_train)
-        if len(val_idx):
-            val = evaluate_loss(module, data, val_idx, cfg.beta, device, comm)
-            history["val_loss"].append(val)
-            if val < best - 1e-4 * abs(best if math.isfinite(best) else 0.0):
-                best, stale = val, 0
-                if cfg.early_stopping:
-                    best_state = copy.deepcopy(module.state_dict())
+    plan_fn, batches_fn = _epoch_fn(data, train_idx, n_steps, device, cfg, comm)
+    loop = {"epoch": 0, "step": 0, "best": math.inf, "stale": 0, "best_state": None, "best_epoch": 0}
+    partial = None  # (batch plan, position, running loss) of an epoch resumed in its middle
+    if resume is not None:
+        module.load_state_dict(resume["module"])
+        step_fn.load_state(resume["optimizer"])
+        history.clear()
+        history.update({k: list(v) for k, v in resume["history"].items()})
+        loop.update(resume["loop"])
+        if resume.get("partial") is not None:
+            partial = resume["partial"]
+        set_rng_state(resume["rng"])
+    last_good, last_good_epoch = _snapshot(module), loop["epoch"]
+
+    def save(partial_state: dict[str, Any] | None = None) -> None:
+        checkpoint.save({"module": module.state_dict(), "optimizer": step_fn.state(), "history": history,
+                         "loop": loop, "partial": partial_state})
+
+    epochs = track(range(loop["epoch"], cfg.max_epochs), description=cfg.description, total=cfg.max_epochs,
+                   initial=loop["epoch"], progress_bar=cfg.progress_bar and comm.rank == 0)
+    with stop_on_signals(checkpoint is not None and comm.world == 1) as stop:
+        for epoch in epochs:
+            module.train()
+            if partial is not None:
+                plan, start, total = partial["plan"], partial["position"], partial["total"].to(device)
+                partial = None
             else:
-                stale += 1
-        if hasattr(epochs, "set_postfix"):
-            epochs.set_postfix(loss=f"{history['train_loss'][-1]:.4g}")
-        if not math.isfinite(history["train_loss"][-1]):
-            msg = "Training diverged (non-finite loss); lower lr or check the data for extreme values."
-            raise FloatingPointError(msg)
-        if cfg.early_stopping and stale >= cfg.patience:
-            break
-    return best_state
+                plan, start, total = plan_fn(), 0, torch.zeros((), device=device)
+            for position, batch in enumerate(batches_fn(plan, start), start=start):
+                step = loop["step"]
+                kl_weight = cfg.beta * min(1.0, (step + 1) / warm_steps) if warm_steps else cfg.beta
+                total = total + step_fn(batch, kl_weight) * batch["presence"].shape[0]
+                loop["step"] = step + 1
+                if stop:
+                    if isinstance(plan, Tensor):  # data in memory: the epoch can be replayed from here
+                        save({"plan": plan, "position": position + 1, "total": total.detach().cpu()})
+                    _interrupt(stop.signal, checkpoint, loop["step"])
+            history["train_loss"].append(float(comm.all_sum(total)) / n_train)
+            if math.isfinite(history["train_loss"][-1]) and len(val_idx):
+                history["val_loss"].append(evaluate_loss(module, data, val_idx, cfg.beta, device, comm))
+            losses = [history["train_loss"][-1], *(history["val_loss"][-1:] if len(val_idx) else [])]
+            if not all(math.isfinite(v) for v in losses):
+                kept = loop["best_state"] if cfg.early_stopping and loop["best_state"] is not None else last_good
+                kept_epoch = loop["best_epoch"] if kept is not last_good else last_good_epoch
+                module.load_state_dict(kept)
+                history["diverged_epoch"] = [epoch + 1]
+                where = f"the weights of epoch {kept_epoch}" if kept_epoch else "the weights it started from"
+                msg = (f"Training diverged at epoch {epoch + 1} (non-finite loss); the model was put back to {where}. "
+                       f"Lower lr (now {cfg.lr:g}), add weight_decay, or check the data for extreme values.")
+                raise TrainingDivergedError(msg)
+            last_good, last_good_epoch = _snapshot(module), epoch + 1
+            if len(val_idx):
+                val = history["val_loss"][-1]
+                best = loop["best"]
+                if val < best - 1e-4 * abs(best if math.isfinite(best) else 0.0):
+                    loop.update(best=val, stale=0, best_epoch=epoch + 1)
+                    if cfg.early_stopping:
+                        loop["best_state"] = last_good
+                else:
+                    loop["stale"] += 1
+            loop["epoch"] = epoch + 1
+            if hasattr(epochs, "set_postfix"):
+                epochs.set_postfix(loss=f"{history['train_loss'][-1]:.4g}")
+            done = cfg.early_stopping and loop["stale"] >= cfg.patience
+            if checkpoint is not None and (done or loop["epoch"] % checkpoint.every == 0 or loop["epoch"] == cfg.max_epochs):
+                save()
+            if stop:
+                save()
+                _interrupt(stop.signal, checkpoint, loop["step"])
+            if done:
+                break
+    return loop["best_state"]
+
+
+def _snapshot(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _interrupt(signum: int, checkpoint: Checkpointer, step: int) -> None:
+    """Raise :class:`TrainingInterrupted` naming the checkpoint to resume from."""
+    written = str(checkpoint.path) if checkpoint.path.exists() else None
+    where = (f"the checkpoint {written} continues it: train(..., checkpoint_dir={str(checkpoint.directory)!r}, "
+             "resume=True)" if written else "no checkpoint was written yet (backed data keep only finished epochs)")
+    msg = f"Training stopped by {signal.Signals(signum).name} after step {step}; {where}."
+    raise TrainingInterrupted(msg, signum, written)
 
 
 def _epoch_fn(data, train_idx: np.ndarray, n_steps: int, device: torch.device, cfg: FitConfig, comm: Local):
-    """A function returning one epoch's batches: this rank's share of each global batch."""
+    """Functions making an epoch's plan (data in memory: the permuted rows) and its batches from a position.
+
+    Each batch is this rank's share of a global batch. Backed data have no replayable plan.
+    """
     if isinstance(data, BackedTensors):
         keep = np.zeros(data.n_obs, dtype=bool)
         keep[train_idx] = True
@@ -110,14 +180,17 @@ def _epoch_fn(data, train_idx: np.ndarray, n_steps: int, device: torch.device, c
             msg = (f"The data make {len(counts)} chunk(s) of chunk_size={chunk_size} rows, fewer than the "
                    f"{comm.world} processes; pass a smaller chunk_size.")
             raise ValueError(msg)
-        return lambda: _backed_epoch(data, keep, counts, chunk_size, cfg.batch_size, device, comm)
+        return (lambda: "backed"), lambda _plan, _start: _backed_epoch(data, keep, counts, chunk_size, cfg.batch_size, device, comm)
     train_t = torch.as_tensor(train_idx, device=data.device)
 
-    def memory_epoch() -> Iterator[dict[str, Any]]:
-        for idx in torch.tensor_split(train_t[comm.perm(len(train_t), data.device)], n_steps):
+    def plan() -> Tensor:
+        return train_t[comm.perm(len(train_t), data.device)]
+
+    def memory_epoch(order: Tensor, start: int) -> Iterator[dict[str, Any]]:
+        for idx in torch.tensor_split(order, n_steps)[start:]:
             yield data.batch(idx if comm.world == 1 else torch.tensor_split(idx, comm.world)[comm.rank], device)
 
-    return memory_epoch
+    return plan, memory_epoch
 
 
 def _backed_epoch(data: BackedTensors, keep: np.ndarray, counts: np.ndarray, chunk_size: int, batch_size: int,
@@ -169,6 +242,8 @@ def fast_step(module: nn.Module, cfg: FitConfig, device: torch.device, comm: Loc
         opt.step()
         return loss.detach()
 
+    step.state = opt.state_dict
+    step.load_state = opt.load_state_dict
     return step
 
 
@@ -188,4 +263,6 @@ def svi_step(module: nn.Module, cfg: FitConfig):
     def step(batch: dict[str, Any], kl_weight: float) -> Tensor:
         return torch.tensor(svi.step(batch, kl_weight) / batch["presence"].shape[0])
 
+    step.state = svi.optim.get_state
+    step.load_state = svi.optim.set_state
     return step

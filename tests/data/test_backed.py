@@ -141,7 +141,8 @@ def test_backed_epoch_visits_each_training_row_once(tmp_path):
     cfg = mdlprob.train.FitConfig(max_epochs=1, batch_size=32, lr=1e-3, weight_decay=0.0, early_stopping=False,
                                   patience=1, beta=1.0, kl_warmup_epochs=0, inference="fast", chunk_size=128,
                                   progress_bar=False, description="")
-    batches = list(_epoch_fn(t, train, 16, torch.device("cpu"), cfg, Local())())
+    plan, epoch = _epoch_fn(t, train, 16, torch.device("cpu"), cfg, Local())
+    batches = list(epoch(plan(), 0))
     assert len(batches) == round(500 / 32)
     got = _positions(backed, np.concatenate([b["x"]["idx"][:, 0].numpy()[b["presence"][:, 0].numpy()] for b in batches]))
     np.testing.assert_array_equal(np.sort(got), train[t.presence[train, 0].numpy()])
