@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 _WEIGHTS, _CONFIG = "model.pt", "config.json"
 
 
+#: Values in the widest per-batch tensor of draws at inference (``n_draws x batch x width``, float32: 16 MB).
+#: With the dozen such tensors a decode and a sample keep alive, inference memory stays near 0.2 GB for any
+#: number of observations (``benchmarks/inference_memory.py``).
+DRAW_BUDGET = 2**22
+
 #: Smallest validation split that :meth:`BaseModel.refit_noise` uses on its own.
 MIN_REFIT_VAL = 100
 
@@ -88,6 +93,8 @@ class BaseModel:
         self.tuning_: dict[str, Any] | None = None
         #: Predictive-spread factor per modality from :meth:`calibrate_intervals` (saved with the model).
         self.interval_scale_: dict[str, float | list[float]] = {}
+        #: Training observations that have each modality (a never-observed one cannot be imputed meaningfully).
+        self.n_observed_: dict[str, int] = {m: int(n) for m, n in zip(registry["modalities"], tensors.presence.sum(0).tolist(), strict=True)}
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -573,7 +580,8 @@ class BaseModel:
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
-               importance: int | None = None, batch_size: int | None = None) -> ad.AnnData:
+               importance: int | None = None, batch_size: int | None = None,
+               allow_unobserved: bool = False) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -604,6 +612,13 @@ class BaseModel:
             posterior directly. Default: the model's ``default_importance`` times
             ``n_samples`` (0 for product-of-experts posteriors, 4 for mixtures, whose
             intervals are otherwise too wide in the centre).
+        batch_size
+            Observations per internal batch. Default: as many as keep the widest tensor of
+            draws near ``DRAW_BUDGET`` (4M) values, so memory is bounded, whatever ``n_obs``;
+            quantiles are computed batch by batch.
+        allow_unobserved
+            Impute a modality that no training observation had (its decoder never saw
+            data: the result is the untrained decoder's output) with a warning instead of an error.
 
         Returns
         -------
@@ -615,9 +630,7 @@ class BaseModel:
         mean / sd / quantile images: ``result.layers["std"].reshape(-1, *shape)``.
         """
         self._require_trained()
-        if modality not in self.modalities:
-            msg = f"Expected modality to be one of the registered modalities {self.modalities}, got {modality!r}."
-            raise ValueError(msg)
+        self._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=2)
         qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
         use = self._use_mask(given)
@@ -634,25 +647,43 @@ class BaseModel:
                           DataWarning, stacklevel=2)
         return result
 
+    def _check_imputable(self, modality: str, allow_unobserved: bool) -> None:
+        """``modality`` is registered and was observed in training (else an error, or a warning when allowed)."""
+        if modality not in self.modalities:
+            msg = f"Expected modality to be one of the registered modalities {self.modalities}, got {modality!r}."
+            raise ValueError(msg)
+        if getattr(self, "n_observed_", {}).get(modality, 1) == 0:
+            msg = (f"No training observation had modality {modality!r}: its decoder never saw data, so an imputation "
+                   "would be the untrained decoder's output.")
+            if not allow_unobserved:
+                raise ValueError(msg + " Train on data that include it, or pass allow_unobserved=True to get it anyway.")
+            warnings.warn(msg, DataWarning, stacklevel=3)
+
     def _imputation(self, mdata: md.MuData, tensors: MultimodalTensors, modality: str, batches,
                     qs: Sequence[float]) -> ad.AnnData:
         """The AnnData of :meth:`impute` from per-batch ``(predictive mean, draws (S, batch, n_vars))``."""
         lik = self.module.likelihoods[modality]
         cat_cols = lik.categorical_columns
-        out = {k: [] for k in ["mean", "std", *(_q_name(q) for q in qs)]}
+        # Results go straight into arrays of their final size: small per-batch pieces kept alive between
+        # large freed scratch blocks would pin the allocator's heap and let memory grow with n_obs.
+        layers = {k: np.empty((tensors.n_obs, lik.n_vars), dtype=np.float32)
+                  for k in ["mean", "std", *(_q_name(q) for q in qs)]}
+        start = 0
         for pred_mean, draws in batches:
+            rows = slice(start, start + draws.shape[1])
+            start = rows.stop
             pred_sd = draws.std(0)
             if cat_cols is not None and len(cat_cols):
                 pred_mean[:, cat_cols] = torch.mode(draws[:, :, cat_cols], dim=0).values
                 pred_sd[:, cat_cols] = float("nan")
-            out["mean"].append(pred_mean.cpu())
-            out["std"].append(pred_sd.cpu())
+            layers["mean"][rows] = pred_mean.cpu().numpy()
+            layers["std"][rows] = pred_sd.cpu().numpy()
             if lik.is_discrete:
                 draws = draws + torch.rand_like(draws) - 0.5  # continuous extension for calibrated quantiles
             sorted_draws = draws.sort(dim=0).values
+            del draws
             for q in qs:
-                out[_q_name(q)].append(interpolated_quantile(sorted_draws, q).cpu())
-        layers = {k: torch.cat(v).numpy() for k, v in out.items()}
+                layers[_q_name(q)][rows] = interpolated_quantile(sorted_draws, q).cpu().numpy()
         var = mdata.mod[modality].var.copy() if modality in mdata.mod else pd.DataFrame(index=self.var_names_[modality])
         j = self.modalities.index(modality)
         obs = pd.DataFrame({"observed": tensors.presence[:, j].numpy()}, index=mdata.obs_names.copy())
@@ -664,7 +695,7 @@ class BaseModel:
     @torch.no_grad()
     def sample_predictive(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                           n_samples: int = 100, importance: int | None = None,
-                          batch_size: int | None = None) -> np.ndarray:
+                          batch_size: int | None = None, allow_unobserved: bool = False) -> np.ndarray:
         """Draws from the posterior predictive distribution of ``modality``, as :meth:`impute` uses.
 
         Parameters are those of :meth:`impute`. Score them with
@@ -675,9 +706,7 @@ class BaseModel:
         ``(n_samples, n_obs, n_vars)`` float32 draws on the data scale.
         """
         self._require_trained()
-        if modality not in self.modalities:
-            msg = f"Expected modality to be one of the registered modalities {self.modalities}, got {modality!r}."
-            raise ValueError(msg)
+        self._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=1)
         tensors = self.tensors(mdata)
         importance = self._importance(importance, n_samples)
@@ -748,6 +777,22 @@ class BaseModel:
         self.interval_scale_.update(fitted)
         return fitted
 
+    def _draw_batch_size(self, n_draws: int, modality: str | None, all_modalities: bool) -> int:
+        """Observations per batch so that the widest ``(n_draws, batch, width)`` tensor holds about
+        :data:`DRAW_BUDGET` values: inference memory is bounded by it, whatever the number of observations.
+
+        The width is the widest per-draw row the call makes: the decoded parameters of ``modality``
+        (per channel for images), a decoder hidden layer, or every modality's features
+        (``all_modalities``: importance weights and log-likelihoods decode them all).
+        """
+        liks = self.module.likelihoods
+        widths = [self.module.decoder_width]
+        if modality is not None:
+            widths.append(liks[modality].n_vars * (1 + getattr(self.module.decoders[modality], "out_channels", 0)))
+        if all_modalities:
+            widths.append(sum(liks[m].n_vars for m in self.modalities))
+        return int(max(1, min(1024, DRAW_BUDGET // (n_draws * max(widths)))))
+
     def _importance(self, importance: int | None, n_samples: int) -> int:
         if importance is None:
             return self.default_importance * n_samples
@@ -758,12 +803,8 @@ class BaseModel:
                     importance: int, batch_size: int | None):
         """Per batch: decoded likelihood parameters and one predictive draw for each latent draw."""
         lik = self.module.likelihoods[modality]
-        if batch_size is None:  # bound the decoded (n_samples, batch, ...) tensors to ~2e7 floats
-            decoded = max(n_samples, importance)
-            width = lik.n_vars * (1 + getattr(self.module.decoders[modality], "out_channels", 0))
-            if importance:
-                width = max(width, sum(self.module.likelihoods[m].n_vars for m in self.modalities))
-            batch_size = int(max(1, min(1024, 2e7 // (decoded * width))))
+        if batch_size is None:
+            batch_size = self._draw_batch_size(max(n_samples, importance), modality, importance > 0)
         check_int("batch_size", batch_size, minimum=1)
         self.module.eval()
         for _, batch in self._batches(tensors, batch_size):
@@ -838,7 +879,7 @@ class BaseModel:
         return out
 
     @torch.no_grad()
-    def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int = 256) -> np.ndarray:
+    def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int | None = None) -> np.ndarray:
         r"""Importance-weighted estimate of :math:`\log p(x_{\text{observed}})` per observation.
 
         .. math::
@@ -856,20 +897,22 @@ class BaseModel:
         """
         self._require_trained()
         check_int("n_samples", n_samples, minimum=1)
+        if batch_size is None:  # memory bounded by the batch (see _draw_batch_size)
+            batch_size = self._draw_batch_size(n_samples, None, True)
         check_int("batch_size", batch_size, minimum=1)
         tensors = self.tensors(mdata)
         use = self._use_mask(None)
         self.module.eval()
-        out = []
-        for _, batch in self._batches(tensors, batch_size):
+        out = np.empty(tensors.n_obs, dtype=np.float32)
+        for idx, batch in self._batches(tensors, batch_size):
             batch_use = use.expand_as(batch["presence"])
             z = self.module.sample_posterior(batch, batch_use, n_samples)
             log_w = (torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
                      - self.module.posterior_log_prob(z, batch, batch_use))
             for j, mod in enumerate(self.modalities):
                 log_w = log_w + self.module.recon_log_prob(mod, j, z, batch)
-            out.append((torch.logsumexp(log_w, 0) - math.log(n_samples)).cpu())
-        return torch.cat(out).numpy()
+            out[idx.numpy()] = (torch.logsumexp(log_w, 0) - math.log(n_samples)).cpu().numpy()
+        return out
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -901,6 +944,7 @@ class BaseModel:
             "spec": self._spec, "registry": self.registry_, "var_names": self.var_names_, "history": self.history_,
             "train_indices": self.train_indices_, "val_indices": self.val_indices_,
             "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
+            "n_observed": getattr(self, "n_observed_", {}),
         }
         buffer = io.BytesIO()  # serialised in memory: a full disk then fails as a plain, reported write
         torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, buffer)
@@ -942,6 +986,7 @@ class BaseModel:
         self.train_indices_, self.val_indices_ = config["train_indices"], config["val_indices"]
         self.tuning_ = config.get("tuning")
         self.interval_scale_ = dict(config.get("interval_scale", {}))
+        self.n_observed_ = dict(config.get("n_observed", {}))  # empty for models saved before it was recorded
         try:
             self.module = cls._module_cls(self._spec, **self._module_kwargs)
         except (TypeError, ValueError, KeyError) as err:

@@ -135,8 +135,15 @@ def setup_mudata(
         if extra:
             msg = f"{name} names modalities that are not in likelihoods: {sorted(extra)}. Registered: {list(likelihoods)}."
             raise KeyError(msg)
+    if mdata.n_obs == 0:
+        msg = "mdata has no observations; a model needs at least one observation with a registered modality."
+        raise ValueError(msg)
     registry: dict[str, Any] = {"modalities": {}, "mask_key": mask_key or "", "order": [str(m) for m in likelihoods]}
     for mod, lik in likelihoods.items():
+        if not isinstance(mod, str) or not mod or "." in mod:
+            msg = (f"Modality name {mod!r} cannot name a model part (it must be a non-empty string without '.'); "
+                   f"rename it, e.g. mdata.mod[{str(mod).replace('.', '_') or 'rna'!r}] = mdata.mod.pop({mod!r}); mdata.update().")
+            raise RegistrationError(msg)
         if lik not in LIKELIHOODS:
             msg = f"Unknown likelihood {lik!r} for modality {mod!r}; expected one of {sorted(LIKELIHOODS)}."
             raise ValueError(msg)
@@ -147,12 +154,16 @@ def setup_mudata(
             msg = f"column_types is only for 'mixed' modalities, but {mod!r} has likelihood {lik!r}."
             raise ValueError(msg)
         adata = mdata.mod[mod]
+        check_unique_names(adata, mod)
         X = get_matrix(adata, layer.get(mod), mod)
         entry: dict[str, Any] = {"likelihood": lik, "layer": layer.get(mod, ""), "n_vars": int(adata.n_vars)}
         check_values(X, mod, lik)
         if lik == "mixed":
             types, n_cat = _column_types(adata, X, column_types.get(mod, {}), mod)
             entry["column_types"], entry["n_categories"] = types, n_cat
+            labels = adata.uns.get("categories", {})
+            entry["categories"] = {str(c): [str(v) for v in labels[c]] for c, kind in zip(adata.var_names, types, strict=True)
+                                   if kind == "categorical" and c in labels}
         if lik in COUNT_LIKELIHOODS and IMAGE_SHAPE_KEY not in adata.uns:
             entry["library"] = _check_bool("library_size", library_size)
         if IMAGE_SHAPE_KEY in adata.uns:
@@ -269,6 +280,56 @@ def presence_mask(mdata: md.MuData, registry: Mapping[str, Any]) -> np.ndarray:
     return out
 
 
+def check_unique_names(adata, mod: str) -> None:
+    """Observation and feature names of a modality must be unique: observations are paired across modalities by name."""
+    for axis, names in (("obs_names", adata.obs_names), ("var_names", adata.var_names)):
+        dup = names.duplicated()
+        if dup.any():
+            examples = list(dict.fromkeys(str(v) for v in names[dup]))[:5]
+            fix = ("observations are paired across modalities by name" if axis == "obs_names"
+                   else "each feature is one column of the model")
+            msg = (f"Modality {mod!r} has {int(dup.sum())} duplicate {axis} (e.g. {examples}); {fix}, so they must be "
+                   f"unique. Rename them (e.g. mdata.mod[{mod!r}].{axis[:3]}_names_make_unique()) or drop the duplicates.")
+            raise RegistrationError(msg)
+
+
+def check_categories(adata, entry: Mapping[str, Any], mod: str, X) -> None:
+    """Categorical codes of new data must mean what they meant at training (same labels, known values).
+
+    A code is an index into the column's labels (``uns["categories"]``); codes beyond the
+    categories the model knows, labels it never saw, or another label order would be read
+    silently as other categories.
+    """
+    if entry.get("likelihood") != "mixed":
+        return
+    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    known_labels = entry.get("categories", {})
+    new_labels = adata.uns.get("categories", {})
+    for j, (col, kind) in enumerate(zip(adata.var_names, entry["column_types"], strict=True)):
+        if kind != "categorical":
+            continue
+        codes = np.unique(X[:, j][~np.isnan(X[:, j])]).astype(np.int64)
+        col = str(col)
+        if col in known_labels and col in new_labels:
+            labels = [str(v) for v in new_labels[col]]
+            used = [labels[c] for c in codes if 0 <= c < len(labels)]
+            unseen = [v for v in used if v not in known_labels[col]]
+            if unseen:
+                msg = (f"Column {col!r} of modality {mod!r} has categories the model never saw at training: {unseen} "
+                       f"(it knows {known_labels[col]}). Map them to known categories or set them to NaN (missing).")
+                raise RegistrationError(msg)
+            if any(known_labels[col].index(labels[c]) != c for c in codes if 0 <= c < len(labels)):
+                msg = (f"Column {col!r} of modality {mod!r} codes its categories in another order than at training "
+                       f"({labels} vs {known_labels[col]}). Re-encode it: pd.Categorical(values, categories={known_labels[col]}).")
+                raise RegistrationError(msg)
+        n_cat = int(entry["n_categories"][j])
+        if codes.size and (codes.min() < 0 or codes.max() >= n_cat):
+            bad = [int(c) for c in codes if c < 0 or c >= n_cat][:5]
+            msg = (f"Column {col!r} of modality {mod!r} has category codes {bad} the model never saw at training "
+                   f"(it knows codes 0..{n_cat - 1}). Map them to known categories or set them to NaN (missing).")
+            raise RegistrationError(msg)
+
+
 def check_values(X, mod: str, lik: str) -> None:
     vals = X.data if sp.issparse(X) else np.asarray(X)
     if vals.dtype == bool or np.issubdtype(vals.dtype, np.integer):
@@ -349,6 +410,11 @@ def _infer(vals: np.ndarray) -> str:
 
 
 def _warn_degenerate(X, var_names, mod: str) -> None:
+    if X.shape[0] == 0:
+        msg = (f"Modality {mod!r} has no observations: a model learns nothing about it, and imputing it raises "
+               "unless allow_unobserved=True.")
+        warnings.warn(msg, DataWarning, stacklevel=3)
+        return
     if sp.issparse(X):
         X = X.tocsc()
         nnz = np.diff(X.indptr)

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..exceptions import RegistrationError
 from ._backed import BackedTensors, backed_tensors, streamed_loc_scale
 from ._outcome import outcome_arrays
-from ._setup import get_matrix, presence_mask
+from ._setup import check_categories, check_unique_names, get_matrix, presence_mask
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +142,12 @@ def tensors_from_mudata(
         ``mdata.mod`` at all counts as absent for every observation.
     """
     presence = presence_mask(mdata, registry)
-    for mod in registry["modalities"]:
+    for mod, entry in registry["modalities"].items():
         adata = mdata.mod[mod] if mod in mdata.mod else None
+        if adata is not None:
+            check_unique_names(adata, mod)
+            if var_names is not None and not mdata.isbacked and list(adata.var_names) == list(var_names[mod]):
+                check_categories(adata, entry, mod, get_matrix(adata, entry.get("layer") or None, mod))
         if adata is not None and var_names is not None and list(adata.var_names) != list(var_names[mod]):
             msg = (
                 f"Modality {mod!r} has features that differ from those the model was trained on "

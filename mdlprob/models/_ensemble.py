@@ -122,13 +122,13 @@ class Ensemble:
 
     def sample_predictive(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                           n_samples: int = 100, importance: int | None = None,
-                          batch_size: int | None = None) -> np.ndarray:
+                          batch_size: int | None = None, allow_unobserved: bool = False) -> np.ndarray:
         """Draws ``(n_samples, n_obs, n_vars)`` from the mixture: an equal share from each member."""
         self._check()
         check_int("n_samples", n_samples, minimum=1)
         share = math.ceil(n_samples / len(self.members_))
         draws = [m.sample_predictive(mdata, modality, given=given, n_samples=share, importance=importance,
-                                     batch_size=batch_size) for m in self.members_]
+                                     batch_size=batch_size, allow_unobserved=allow_unobserved) for m in self.members_]
         return self._spread(modality, torch.as_tensor(np.concatenate(draws, axis=0))).numpy()[:n_samples]
 
     def _spread(self, modality: str, draws: torch.Tensor) -> torch.Tensor:
@@ -143,7 +143,7 @@ class Ensemble:
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None, n_samples: int = 100,
                quantiles: Sequence[float] = (0.05, 0.5, 0.95), importance: int | None = None,
-               batch_size: int | None = None) -> ad.AnnData:
+               batch_size: int | None = None, allow_unobserved: bool = False) -> ad.AnnData:
         """The mixture's predictive distribution of ``modality``, laid out as the models' ``impute``.
 
         ``mean`` averages the members' predictive means; ``std`` and the quantiles are those of
@@ -151,16 +151,14 @@ class Ensemble:
         """
         self._check()
         first = self.members_[0]
-        if modality not in first.modalities:
-            msg = f"Expected modality to be one of the registered modalities {first.modalities}, got {modality!r}."
-            raise ValueError(msg)
+        first._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=2)
         qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
         share = max(2, math.ceil(n_samples / len(self.members_)))
         tensors = first.tensors(mdata)
-        if batch_size is None:  # every member walks the same batches
-            width = sum(lik.n_vars for lik in first.module.likelihoods.values())
-            batch_size = max(1, min(1024, int(2e7 // (share * width))))
+        if batch_size is None:  # every member walks the same batches: the smallest bound
+            batch_size = min(m._draw_batch_size(max(share, m._importance(importance, share)), modality,
+                                                m._importance(importance, share) > 0) for m in self.members_)
         streams = [m._predictive(tensors, modality, m._use_mask(given), share, m._importance(importance, share), batch_size)
                    for m in self.members_]
         batches = ((torch.stack([m.module.likelihoods[modality].mean(p).mean(0) for m, (p, _) in zip(self.members_, parts,
@@ -213,7 +211,7 @@ class Ensemble:
         self.interval_scale_.update(fitted)
         return fitted
 
-    def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int = 256) -> np.ndarray:
+    def log_likelihood(self, mdata: md.MuData, *, n_samples: int = 100, batch_size: int | None = None) -> np.ndarray:
         """Log of the members' average likelihood per observation (each an IWAE estimate)."""
         self._check()
         lls = np.stack([m.log_likelihood(mdata, n_samples=n_samples, batch_size=batch_size) for m in self.members_])

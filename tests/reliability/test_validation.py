@@ -1,0 +1,106 @@
+"""No silent wrong results: duplicate names, unseen categories and never-observed modalities are refused."""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+
+import mdlprob
+from mdlprob.exceptions import DataWarning, RegistrationError
+
+from ..conftest import LIKELIHOODS
+
+
+def _synthetic(n=120, seed=1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mdlprob.datasets.synthetic(n, missing={"protein": 0.3}, n_vars={"rna": 20, "protein": 6}, seed=seed)
+
+
+@pytest.mark.parametrize("axis", ["obs", "var"])
+def test_duplicate_names_inside_a_modality_are_refused(axis):
+    m = _synthetic()
+    rna = m["rna"]
+    names = list(getattr(rna, f"{axis}_names"))
+    names[3] = names[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mudata's own construction warning
+        setattr(rna, f"{axis}_names", names)
+        m = md.MuData({"rna": rna, "protein": m["protein"], "clinical": m["clinical"]})
+    with pytest.raises(RegistrationError, match=rf"'rna' has 1 duplicate {axis}_names \(e.g. \['{names[1]}'\]\)"):
+        mdlprob.data.setup_mudata(m, likelihoods=LIKELIHOODS)
+
+
+def _with_site(m, labels, codes):
+    clinical = m["clinical"].copy()
+    j = list(clinical.var_names).index("site")
+    clinical.X[:, j] = codes
+    clinical.uns["categories"] = {"site": labels}
+    return md.MuData({"rna": m["rna"], "protein": m["protein"], "clinical": clinical})
+
+
+@pytest.fixture
+def trained_on_sites():
+    m = _synthetic()
+    mdlprob.data.setup_mudata(m, likelihoods=LIKELIHOODS)
+    assert m.uns["mdlprob"]["modalities"]["clinical"]["categories"] == {"site": ["site0", "site1", "site2", "site3"]}
+    model = mdlprob.PoEVAE(m, n_latent=3, n_hidden=8)
+    model.train(max_epochs=1, progress_bar=False)
+    return model, m
+
+
+def test_unseen_category_at_prediction_is_named(trained_on_sites):
+    model, m = trained_on_sites
+    n = m.n_obs
+    new = _with_site(m, ["site0", "site1", "site9"], np.arange(n) % 3)
+    with pytest.raises(RegistrationError, match=r"'site' of modality 'clinical' has categories the model never saw.*\['site9'\]"):
+        model.get_latent(new)
+
+
+def test_other_category_order_is_refused(trained_on_sites):
+    model, m = trained_on_sites
+    new = _with_site(m, ["site1", "site0", "site2", "site3"], np.arange(m.n_obs) % 4)
+    with pytest.raises(RegistrationError, match="another order"):
+        model.impute(new, "protein", n_samples=5)
+
+
+def test_codes_beyond_the_known_categories_are_refused(trained_on_sites):
+    model, m = trained_on_sites
+    new = _with_site(m, ["site0", "site1", "site2", "site3"], np.arange(m.n_obs) % 4)
+    del new["clinical"].uns["categories"]
+    new["clinical"].X[0, list(new["clinical"].var_names).index("site")] = 7
+    with pytest.raises(RegistrationError, match=r"category codes \[7\]"):
+        model.get_latent(new)
+
+
+def test_same_categories_and_missing_values_pass(trained_on_sites):
+    model, m = trained_on_sites
+    new = _with_site(m, ["site0", "site1", "site2", "site3"], np.where(np.arange(m.n_obs) % 5 == 0, np.nan, np.arange(m.n_obs) % 2))
+    assert np.isfinite(model.get_latent(new)).all()
+
+
+def test_imputing_a_never_observed_modality_raises_unless_allowed(tmp_path):
+    m = _synthetic()
+    rna, protein = m["rna"], m["protein"]
+    extra = ad.AnnData(np.zeros((0, 4), dtype=np.float32), var=pd.DataFrame(index=[f"p{i}" for i in range(4)]))
+    m = md.MuData({"rna": rna, "protein": protein, "scan": extra})
+    with pytest.warns(DataWarning, match="'scan' has no observations"):
+        mdlprob.data.setup_mudata(m, likelihoods={"rna": "nb", "protein": "nb", "scan": "gaussian"})
+    model = mdlprob.PoEVAE(m, n_latent=3, n_hidden=8)
+    model.train(max_epochs=1, progress_bar=False)
+    assert model.n_observed_["scan"] == 0 and model.n_observed_["rna"] == m.n_obs
+    with pytest.raises(ValueError, match="No training observation had modality 'scan'.*allow_unobserved=True"):
+        model.impute(m, "scan", n_samples=5)
+    with pytest.raises(ValueError, match="No training observation had modality 'scan'"):
+        model.sample_predictive(m, "scan", n_samples=5)
+    with pytest.warns(DataWarning, match="never saw data"):
+        out = model.impute(m, "scan", n_samples=5, allow_unobserved=True)
+    assert out.shape == (m.n_obs, 4)
+    model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="No training observation"):
+        mdlprob.PoEVAE.load(tmp_path / "m").impute(m, "scan", n_samples=5)
