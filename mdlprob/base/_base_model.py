@@ -516,6 +516,15 @@ class BaseModel:
         -------
         The posterior mean ``(n_obs, n_latent)``, or samples when ``n_samples > 0``.
         """
+        mean, sd, samples = self._posterior(mdata, given, n_samples, batch_size)
+        mdata.obsm[LATENT_KEY] = mean
+        if give_std:
+            mdata.obsm[f"{LATENT_KEY}_std"] = sd
+        return samples if n_samples else mean
+
+    def _posterior(self, mdata: md.MuData, given: Sequence[str] | None, n_samples: int,
+                   batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Posterior mean and sd of the latent, and ``n_samples`` draws when > 0; ``mdata`` untouched."""
         self._require_trained()
         check_int("n_samples", n_samples, minimum=0)
         check_int("batch_size", batch_size, minimum=1)
@@ -530,11 +539,20 @@ class BaseModel:
             sds.append(var.sqrt().cpu())
             if n_samples:
                 samples.append(self.module.sample_posterior(batch, batch_use, n_samples).cpu())
-        mean = torch.cat(means).numpy()
-        mdata.obsm[LATENT_KEY] = mean
-        if give_std:
-            mdata.obsm[f"{LATENT_KEY}_std"] = torch.cat(sds).numpy()
-        return torch.cat(samples, dim=1).numpy() if n_samples else mean
+        return (torch.cat(means).numpy(), torch.cat(sds).numpy(),
+                torch.cat(samples, dim=1).numpy() if n_samples else None)
+
+    @torch.no_grad()
+    def get_latent_representation(self, mdata: md.MuData, *, given: Sequence[str] | None = None,
+                                  give_mean: bool = True, batch_size: int = 1024) -> np.ndarray:
+        """The scvi-tools name: the posterior mean (or, with ``give_mean=False``, one posterior draw) of the latent.
+
+        Unlike :meth:`get_latent`, writes nothing into ``mdata`` (as scvi-tools); store it
+        yourself, e.g. ``mdata.obsm["X_mdlprob"] = model.get_latent_representation(mdata)``.
+        """
+        if not give_mean:
+            return self.sample_latent(mdata, given=given, n_samples=1, batch_size=batch_size)[0]
+        return self._posterior(mdata, given, 0, batch_size)[0]
 
     @torch.no_grad()
     def sample_latent(self, mdata: md.MuData, *, given: Sequence[str] | None = None, mask: np.ndarray | None = None,

@@ -26,19 +26,24 @@ def check_float(name: str, value, *, low: float, high: float, low_open: bool = F
 
 
 def resolve_device(accelerator: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``gpu``/``cuda``, ``mps`` and ``cpu`` as named."""
-    options = ("auto", "cpu", "gpu", "cuda", "mps")
-    if accelerator not in options:
+    """``auto`` → CUDA when available, else CPU; ``gpu``/``cuda``, ``cuda:N`` (``gpu:N``), ``mps`` and ``cpu`` as named."""
+    options = ("auto", "cpu", "gpu", "cuda", "cuda:N", "gpu:N", "mps")
+    kind, sep, index = str(accelerator).partition(":")
+    if kind not in ("auto", "cpu", "gpu", "cuda", "mps") or (sep and (kind not in ("gpu", "cuda") or not index.isdigit())):
         msg = f"Expected accelerator in {options}, got {accelerator!r}."
         raise ValueError(msg)
-    if accelerator == "auto":
+    if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if accelerator in ("gpu", "cuda"):
+    if kind in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            msg = "accelerator='gpu' was requested but torch sees no CUDA device; use accelerator='cpu' or install a CUDA build of torch."
+            msg = (f"accelerator={accelerator!r} was requested but torch sees no CUDA device; use accelerator='cpu' "
+                   "or install a CUDA build of torch.")
             raise ValueError(msg)
-        return torch.device("cuda")
-    return torch.device(accelerator)
+        if sep and int(index) >= torch.cuda.device_count():
+            msg = f"accelerator={accelerator!r}: torch sees {torch.cuda.device_count()} CUDA device(s), numbered from 0."
+            raise ValueError(msg)
+        return torch.device("cuda", int(index)) if sep else torch.device("cuda")
+    return torch.device(kind)
 
 
 def check_subset(name: str, value: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:

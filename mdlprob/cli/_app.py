@@ -18,6 +18,31 @@ from ..exceptions import NotTrainedError, TrainingInterrupted
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty.")
 F = TypeVar("F", bound=Callable)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"mdlprob {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or log lines, only results and errors.")] = False,
+) -> None:
+    """mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty."""
+    import warnings
+
+    # mudata announces a future change of .update() on every read; it is not the user's concern here
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mudata(\.|$)")
+    if quiet:
+        import mdlprob
+
+        mdlprob.settings.progress_bar = False
+        logging.getLogger("mdlprob").setLevel(logging.WARNING)
 #: Exceptions that mean "the command was asked something it cannot do": exit status 2.
 _USAGE_ERRORS = (typer.BadParameter, ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError,
                  IsADirectoryError, NotADirectoryError, NotTrainedError)
@@ -109,6 +134,18 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool, *, folder: bool =
         raise typer.BadParameter(msg)
 
 
+def _summary(history: dict) -> str:
+    """Epochs run and, with a validation split, the best epoch and its loss (the weights kept)."""
+    epochs = len(history["train_loss"])
+    if history.get("best_epoch"):
+        best = history["best_epoch"][-1]
+        return (f"{epochs} epochs, early stopping kept epoch {best} "
+                f"(validation loss {history['val_loss'][len(history['val_loss']) - epochs + best - 1]:.4g})")
+    if history.get("val_loss"):
+        return f"{epochs} epochs, last validation loss {history['val_loss'][-1]:.4g}"
+    return f"{epochs} epochs, last training loss {history['train_loss'][-1]:.4g}"
+
+
 def _load_model(model_dir: Path, mdata):
     import json
 
@@ -141,18 +178,22 @@ def demo(
 @_one_line_errors
 def fit(
     data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
-    likelihood: Annotated[list[str], typer.Option(help="MODALITY=LIKELIHOOD, repeat per modality (nb, zinb, poisson, gaussian, bernoulli, mixed).")],
+    likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed.")],
     out: Annotated[Path, typer.Option(help="Folder to write the trained model to.")],
-    layer: Annotated[list[str], typer.Option(help="MODALITY=LAYER when values are not in X.")] = [],  # noqa: B006
+    layer: Annotated[list[str], typer.Option(metavar="MODALITY=LAYER", help="Where values are when not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
     model: Annotated[str, typer.Option(help="poe (PoEVAE), mopoe (MoPoEVAE), moe (MoEVAE) or factor (FactorModel).")] = "poe",
     n_latent: Annotated[int, typer.Option(help="Latent dimension (number of factors for --model factor).")] = 16,
     n_hidden: Annotated[int, typer.Option(help="Hidden layer width.")] = 128,
-    max_epochs: Annotated[int, typer.Option(help="Training epochs (0 = automatic).")] = 0,
+    max_epochs: Annotated[int, typer.Option(help="Training epochs (0 = automatic: min(400, 8e6 / n_obs), with early stopping).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Observations per step.")] = 256,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
-    early_stopping: Annotated[bool, typer.Option(help="Hold out 10% and stop when it stops improving.")] = False,
-    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    early_stopping: Annotated[bool | None, typer.Option("--early-stopping/--no-early-stopping", help="Stop when the validation loss stops improving (default: on when --max-epochs is automatic).")] = None,
+    patience: Annotated[int, typer.Option(help="Epochs without improvement before early stopping.")] = 30,
+    train_size: Annotated[float, typer.Option(help="Fraction of observations to train on; the rest validate (early stopping alone holds out 10%).")] = 1.0,
+    refit_noise_steps: Annotated[int, typer.Option(help="Noise refit steps after training (-1 = the model's default: 300 for mopoe/moe, else 0).")] = -1,
+    devices: Annotated[int, typer.Option(help="Data-parallel processes (GPUs, or CPU processes); checkpoints need 1.")] = 1,
+    accelerator: Annotated[str, typer.Option(help="auto, cpu, gpu, cuda, cuda:N or mps.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run whose checkpoint is in OUT/checkpoint.")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint.")] = 1,
@@ -188,8 +229,11 @@ def fit(
     fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_hidden=n_hidden, **size)
     created = not out.exists()
     try:
-        fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr, early_stopping=early_stopping,
-                     accelerator=accelerator, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+        fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr,
+                     early_stopping="auto" if early_stopping is None else early_stopping, patience=patience,
+                     train_size=train_size, refit_noise_steps=None if refit_noise_steps == -1 else refit_noise_steps,
+                     accelerator=accelerator, devices=devices, checkpoint_dir=None if devices > 1 else checkpoint,
+                     checkpoint_every=checkpoint_every, resume=resume)
     except Exception:
         if created and not (checkpoint / "checkpoint.pt").exists():  # nothing worth keeping: leave no empty folders
             for folder in (checkpoint, out):
@@ -197,7 +241,7 @@ def fit(
                     folder.rmdir()
         raise
     fitted.save(out, overwrite=True)  # replaces the folder that held the checkpoint
-    typer.echo(f"Trained {fitted}; final loss {fitted.history_['train_loss'][-1]:.4g}. Saved to {out}")
+    typer.echo(f"Trained {fitted}: {_summary(fitted.history_)}. Saved to {out}")
 
 
 @app.command()
@@ -233,6 +277,7 @@ def latent(
     model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
     data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
     out: Annotated[Path, typer.Option(help="Output .h5mu: the input plus obsm X_mdlprob and X_mdlprob_std.")],
+    given: Annotated[list[str], typer.Option(help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Write the posterior latent mean and sd of every observation of DATA to OUT."""
@@ -241,7 +286,7 @@ def latent(
     _check_out(out, [data], overwrite)
     mdata = _read(data)
     model = _load_model(model_dir, mdata)
-    model.get_latent(mdata)
+    model.get_latent(mdata, given=given or None)
     with atomic_path(out, suffix=".h5mu") as tmp:
         mdata.write(tmp)
     typer.echo(f"Wrote obsm['X_mdlprob'] ({mdata.n_obs} x {mdata.obsm['X_mdlprob'].shape[1]}) to {out}")
