@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from ._io import atomic_path
 
-__all__ = ["atomic_path", "track"]
+__all__ = ["atomic_path", "progress", "track"]
 
 T = TypeVar("T")
 
@@ -22,3 +22,22 @@ def track(iterable: Iterable[T], *, description: str = "", total: int | None = N
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=description, total=total, dynamic_ncols=True, **kwargs)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def progress(total: int, description: str, *, progress_bar: bool = True):
+    """A manual progress bar (``update``/``close``) of ``total`` steps, or a silent stand-in."""
+    from ._settings import settings
+
+    if not (progress_bar and settings.progress_bar):
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, dynamic_ncols=True, leave=False)

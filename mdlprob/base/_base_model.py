@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .._io import atomic_dir
+from .._utils import progress, track
 from ..data import get_registry, tensors_from_mudata
 from ..data._backed import BackedTensors
 from ..data._feature_graph import feature_graph_indices
@@ -225,6 +226,9 @@ class BaseModel:
             raise ValueError(msg)
         if max_epochs is None:
             max_epochs = int(min(400, max(20, round(8e6 / n))))
+            logger.info("Training %s for up to %d epochs (automatic for %d observations)%s.", type(self).__name__,
+                        max_epochs, n, f", early stopping after {patience} epochs without improvement"
+                        if early_stopping else "")
         check_int("max_epochs", max_epochs, minimum=1)
         check_int("batch_size", batch_size, minimum=1)
         check_int("patience", patience, minimum=1)
@@ -379,6 +383,7 @@ class BaseModel:
         try:
             for p in frozen:
                 p.requires_grad_(False)
+            bar = progress(n_steps, "Refitting noise")
             while len(losses) < n_steps:
                 for idx in torch.split(rows[torch.randperm(len(rows))], batch_size):
                     batch = tensors.batch(idx.sort().values, self.device)
@@ -389,8 +394,10 @@ class BaseModel:
                     loss.backward()
                     optimiser.step()
                     losses.append(float(loss.detach()))
+                    bar.update(1)
                     if len(losses) == n_steps:
                         break
+            bar.close()
         finally:
             for p in frozen:
                 p.requires_grad_(True)
@@ -492,8 +499,12 @@ class BaseModel:
         chosen = check_subset("given", given, self.modalities)
         return torch.tensor([m in chosen for m in self.modalities], device=self.device)
 
-    def _batches(self, tensors: MultimodalTensors, batch_size: int):
-        for idx in torch.split(torch.arange(tensors.n_obs), batch_size):
+    def _batches(self, tensors: MultimodalTensors, batch_size: int, description: str = ""):
+        """Consecutive batches; with a ``description``, a progress bar when there are several."""
+        chunks = torch.split(torch.arange(tensors.n_obs), batch_size)
+        if description and len(chunks) > 1:
+            chunks = track(chunks, description=description, total=len(chunks), leave=False)
+        for idx in chunks:
             yield idx, tensors.batch(idx, self.device)
 
     @torch.no_grad()
@@ -825,7 +836,7 @@ class BaseModel:
             batch_size = self._draw_batch_size(max(n_samples, importance), modality, importance > 0)
         check_int("batch_size", batch_size, minimum=1)
         self.module.eval()
-        for _, batch in self._batches(tensors, batch_size):
+        for _, batch in self._batches(tensors, batch_size, f"Sampling {modality}"):
             batch_use = use.expand_as(batch["presence"])
             if importance:
                 z = self.module.sample_model_posterior(batch, batch_use, n_samples, importance)
@@ -922,7 +933,7 @@ class BaseModel:
         use = self._use_mask(None)
         self.module.eval()
         out = np.empty(tensors.n_obs, dtype=np.float32)
-        for idx, batch in self._batches(tensors, batch_size):
+        for idx, batch in self._batches(tensors, batch_size, "Log-likelihood"):
             batch_use = use.expand_as(batch["presence"])
             z = self.module.sample_posterior(batch, batch_use, n_samples)
             log_w = (torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)

@@ -83,7 +83,14 @@ _MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE", "moe": "MoEVAE", "factor": "Fac
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    """mdlprob's own INFO lines on stderr (other libraries' loggers keep their defaults)."""
+    log = logging.getLogger("mdlprob")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:

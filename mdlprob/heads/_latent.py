@@ -259,19 +259,42 @@ class LatentHead(BaseEstimator):
             raise AttributeError(msg)
         return method
 
+    def _by_chunks(self, mdata: Any, compute) -> Any:
+        """``compute(part)`` over consecutive chunks of observations, results concatenated.
+
+        Predictions stream: a chunk's draws ``(n_samples, chunk, n_features)`` hold about
+        ``DRAW_BUDGET`` values, so memory does not grow with the number of observations.
+        """
+        from ..base._base_model import DRAW_BUDGET
+
+        width = len(self.feature_names_) + self.model.module.n_latent * (1 + len(self.model.modalities))
+        size = max(1, DRAW_BUDGET // (int(self.n_samples) * width))
+        n_obs = mdata.n_obs
+        if n_obs <= size:
+            return compute(mdata)
+        parts = [compute(mdata[start:start + size].copy()) for start in range(0, n_obs, size)]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+        return np.concatenate(parts)
+
     def _point_and_interval(self, name: str, mdata: Any, return_interval: bool, *args: Any) -> Any:
         """The head's ``name`` at the posterior-mean latent, with intervals over latent and weight draws."""
         method = self._delegate(name)
-        X = self.transform(mdata)
-        point = method(X.mean(0, keepdims=True), *args)
-        if not return_interval:
-            return point
-        _, lower, upper = method(X, *args, return_interval=True)
-        return point, np.minimum(lower, point), np.maximum(upper, point)
+
+        def compute(part: Any) -> Any:
+            X = self.transform(part)
+            point = method(X.mean(0, keepdims=True), *args)
+            if not return_interval:
+                return point
+            _, lower, upper = method(X, *args, return_interval=True)
+            return point, np.minimum(lower, point), np.maximum(upper, point)
+
+        return self._by_chunks(mdata, compute)
 
     def predict(self, mdata: Any) -> np.ndarray:
         """The head's ``predict`` (class labels, or risk scores for survival heads) at the posterior-mean latent."""
-        return self._delegate("predict")(self.transform(mdata).mean(0, keepdims=True))
+        method = self._delegate("predict")
+        return self._by_chunks(mdata, lambda part: method(self.transform(part).mean(0, keepdims=True)))
 
     def predict_proba(self, mdata: Any, return_interval: bool = False) -> Any:
         """Class probabilities (classifier heads), optionally with their ``level`` intervals."""

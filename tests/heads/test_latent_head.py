@@ -123,3 +123,17 @@ def test_sample_latent_writes_nothing_and_respects_the_mask(fitted_model):
     np.testing.assert_allclose(draws.std(0), 1.0, atol=0.2)
     with pytest.raises(ValueError, match="mask to be a boolean array of shape"):
         model.sample_latent(mdata, mask=np.ones((3, 3), dtype=bool))
+
+
+def test_predictions_stream_in_chunks_of_observations(fitted_model, monkeypatch):
+    """A small draw budget cuts the observations into chunks; the predictions keep their order and meaning."""
+    model, mdata = fitted_model
+    est = LatentHead(model, CoxPHHead(prior_scale=1.0, max_epochs=100), modality_latents=False, n_samples=8,
+                     random_state=0).fit(mdata, _surv(mdata))
+    whole = est.predict_risk(mdata, return_interval=True)
+    monkeypatch.setattr("mdlprob.base._base_model.DRAW_BUDGET", 8 * 40 * 30)  # chunks of 40 observations
+    chunked = est.predict_risk(mdata, return_interval=True)
+    assert all(a.shape == b.shape == (mdata.n_obs,) for a, b in zip(whole, chunked, strict=True))
+    assert np.corrcoef(whole[0], chunked[0])[0, 1] > 0.95
+    assert (chunked[1] <= chunked[0]).all() and (chunked[0] <= chunked[2]).all()
+    assert est.predict(mdata).shape == (mdata.n_obs,)
