@@ -185,8 +185,8 @@ def demo(
 @_one_line_errors
 def fit(
     data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
-    likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed.")],
     out: Annotated[Path, typer.Option(help="Folder to write the trained model to.")],
+    likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed. Default: the registration saved in DATA (setup_mudata before writing it).")] = [],  # noqa: B006
     layer: Annotated[list[str], typer.Option(metavar="MODALITY=LAYER", help="Where values are when not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
     model: Annotated[str, typer.Option(help="poe (PoEVAE), mopoe (MoPoEVAE), moe (MoEVAE) or factor (FactorModel).")] = "poe",
@@ -230,8 +230,21 @@ def fit(
     _check_out(out, [data], overwrite or resume, folder=True)
     mdata = _read(data)
     mdlprob.settings.seed = seed
-    mdlprob.data.setup_mudata(mdata, likelihoods=_pairs(likelihood, "--likelihood"), layer=_pairs(layer, "--layer"),
-                              mask_key=mask_key or None)
+    likelihoods = _pairs(likelihood, "--likelihood")
+    log = logging.getLogger("mdlprob")
+    if likelihoods:
+        mdlprob.data.setup_mudata(mdata, likelihoods=likelihoods, layer=_pairs(layer, "--layer"), mask_key=mask_key or None)
+        unused = [m for m in mdata.mod if m not in likelihoods]
+        if unused:
+            log.warning("Not modelled (no --likelihood): %s.", ", ".join(unused))
+    elif "mdlprob" in mdata.uns:
+        registered = mdlprob.data.get_registry(mdata)["modalities"]
+        log.info("Using the registration saved in %s: %s.", data.name,
+                 ", ".join(f"{m}={e['likelihood']}" for m, e in registered.items()))
+    else:
+        msg = (f"Give --likelihood MODALITY=LIKELIHOOD for each modality to model (the file has {', '.join(mdata.mod)}), "
+               "or register them with mdlprob.data.setup_mudata before writing the file.")
+        raise typer.BadParameter(msg)
     size = {"n_factors" if model == "factor" else "n_latent": n_latent}
     fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_hidden=n_hidden, **size)
     created = not out.exists()

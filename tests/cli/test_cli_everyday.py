@@ -75,3 +75,20 @@ def test_accelerator_names():
     if not __import__("torch").cuda.is_available():
         with pytest.raises(ValueError, match="'cuda:1' was requested but torch sees no CUDA device"):
             resolve_device("cuda:1")
+
+
+def test_fit_uses_a_saved_registration_or_asks(data_file, tmp_path):
+    res = runner.invoke(app, ["fit", str(data_file), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "Give --likelihood MODALITY=LIKELIHOOD" in res.stderr
+    mdata = md.read_h5mu(data_file)
+    mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb"})
+    mdata.write(tmp_path / "registered.h5mu")
+    res = runner.invoke(app, ["fit", str(tmp_path / "registered.h5mu"), "--max-epochs", "1", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert mdlprob.PoEVAE.load(tmp_path / "m").modalities == ["rna", "protein"]
+
+
+def test_fit_names_the_modalities_it_leaves_out(data_file, tmp_path, caplog):
+    res = runner.invoke(app, ["fit", str(data_file), "--likelihood", "rna=nb", "--max-epochs", "1", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "Not modelled (no --likelihood): protein, clinical." in caplog.text
