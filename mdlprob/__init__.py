@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from . import data, datasets, distributions, fusion, heads, metrics, models, plotting, tune
+    from . import plotting as pl
     from ._settings import settings
     from .models import FactorModel, GraphPoEVAE, MoEVAE, MoPoEVAE, PoEVAE
 
@@ -24,6 +25,8 @@ def __getattr__(name: str):
     """Import submodules, models and settings on first use: ``mdlprob --help`` does not load torch."""
     if name in _SUBMODULES:
         module = importlib.import_module(f".{name}", __name__)
+    elif name == "pl":  # the scverse habit: mdlprob.pl.imputation(...)
+        module = importlib.import_module(".plotting", __name__)
     elif name in _MODELS:
         module = getattr(importlib.import_module(".models", __name__), name)
     elif name == "settings":
@@ -53,6 +56,7 @@ __all__ = [
     "heads",
     "metrics",
     "models",
+    "pl",
     "plotting",
     "settings",
     "tune",

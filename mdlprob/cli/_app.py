@@ -84,6 +84,8 @@ _MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE", "moe": "MoEVAE", "factor": "Fac
 
 def _setup_logging() -> None:
     """mdlprob's own INFO lines on stderr (other libraries' loggers keep their defaults)."""
+    if not logging.root.handlers:  # mudata logs through the root logger, whose first use would add a second printer
+        logging.root.addHandler(logging.NullHandler())
     log = logging.getLogger("mdlprob")
     if not log.handlers:
         handler = logging.StreamHandler()

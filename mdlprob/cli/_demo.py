@@ -78,7 +78,6 @@ def run_demo(out: Path, *, max_epochs: int = 400, hide: float = 0.4, seed: int =
 
 def _survival_head(model, mdata: md.MuData, hidden: np.ndarray, seed: int) -> dict:
     """Bayesian Cox head on latent posterior samples; held-out c-index and two patients' curves."""
-    from sksurv.nonparametric import kaplan_meier_estimator
     from sksurv.util import Surv
 
     from ..heads import CoxPHHead
@@ -100,11 +99,8 @@ def _survival_head(model, mdata: md.MuData, hidden: np.ndarray, seed: int) -> di
         if event[idx[pick]].any():
             boot.append(harrell_c(event[idx[pick]], time_[idx[pick]], risk[pick]))
     width = upper - lower
-    times = np.linspace(np.quantile(time_, 0.02), np.quantile(time_, 0.9), 60)
-    with_expr, without = np.flatnonzero(~hidden[test])[0], np.flatnonzero(hidden[test])[0]
-    pair = samples[:, idx[[with_expr, without]]]
-    curve, band_lo, band_hi = head.predict_survival_function(pair, times, return_interval=True)
-    km_t, km_s = kaplan_meier_estimator(event, time_)
+    times = np.linspace(0.0, time_.max(), 80)  # as far as Kaplan-Meier runs
+    curve, band_lo, band_hi = head.predict_survival_function(samples[:, test], times, return_interval=True)
     summary = {
         "heldout_c_index": float(c_index),
         "c_index_90ci": [float(np.quantile(boot, 0.05)), float(np.quantile(boot, 0.95))],
@@ -112,7 +108,9 @@ def _survival_head(model, mdata: md.MuData, hidden: np.ndarray, seed: int) -> di
         "risk_interval_width_expression_hidden": float(width[hidden[test]].mean()),
         "n_test": int(test.sum()),
     }
-    return {"summary": summary, "times": times, "curve": curve, "lo": band_lo, "hi": band_hi, "km": (km_t, km_s)}
+    groups = np.where(hidden[test], "held-out, expression hidden", "held-out, expression measured")
+    return {"summary": summary, "times": times, "curve": curve, "lo": band_lo, "hi": band_hi, "groups": groups,
+            "observed": (time_, event)}
 
 
 def _ridge_from_clinical(full: md.MuData, hidden: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,54 +151,29 @@ def _print_table(result: dict, out: Path) -> None:
 
 
 def _figure(path: Path, truth, imp, hidden, losses, result, surv) -> None:
-    import matplotlib
+    """Four panels drawn with ``mdlprob.pl``: best probe's imputation, per-probe r, training curve, survival."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .. import plotting as pl
+    from ..plotting._common import save
 
-    from .._utils import atomic_path
-
+    mask = np.zeros_like(truth, dtype=bool)
+    mask[hidden] = True
+    fig = Figure(figsize=(12, 8.4), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    pl.imputation(truth, imp, mask=mask, ax=axes[0])
     r = np.array([np.corrcoef(truth[hidden, g], imp.layers["mean"][hidden, g])[0, 1] for g in range(truth.shape[1])])
-    g = int(np.nanargmax(r))
-    fig, grid = plt.subplots(2, 2, figsize=(12, 8.4))
-    axes = grid.ravel()
-    ax = axes[0]
-    t, m = truth[hidden, g], imp.layers["mean"][hidden, g]
-    lo, hi = imp.layers["q05"][hidden, g], imp.layers["q95"][hidden, g]
-    inside = (t >= lo) & (t <= hi)
-    ax.errorbar(t, m, yerr=[m - lo, hi - m], fmt="none", ecolor="0.75", lw=0.8, zorder=1)
-    ax.scatter(t[inside], m[inside], s=12, c="tab:blue", label="truth inside 90% interval", zorder=2)
-    ax.scatter(t[~inside], m[~inside], s=12, c="tab:red", label="truth outside", zorder=2)
-    lims = [min(t.min(), lo.min()), max(t.max(), hi.max())]
-    ax.plot(lims, lims, "k--", lw=0.8)
-    ax.set(xlabel="true expression (hidden)", ylabel="imputed mean, 90% interval",
-           title=f"{imp.var_names[g]} (best probe, r={r[g]:.2f})")
-    ax.legend(fontsize=8, loc="upper left")
     axes[1].hist(r[np.isfinite(r)], bins=20, color="tab:blue")
     axes[1].axvline(np.nanmean(r), color="k", ls="--", lw=1)
     axes[1].set(xlabel="Pearson r on hidden patients", ylabel="probes",
                 title=f"Per-probe imputation r (mean {np.nanmean(r):.2f})")
-    axes[2].plot(np.arange(1, len(losses["train_loss"]) + 1), losses["train_loss"], color="tab:blue", label="train")
-    if losses["val_loss"]:
-        axes[2].plot(np.arange(1, len(losses["val_loss"]) + 1), losses["val_loss"], color="tab:orange", label="validation")
-    axes[2].legend(fontsize=8)
-    axes[2].set(xlabel="epoch", ylabel="negative ELBO per patient", title="Training curve")
-    ax = axes[3]
-    km_t, km_s = surv["km"]
-    ax.step(km_t, km_s, where="post", color="0.4", label="Kaplan-Meier (cohort)")
-    for k, (label, color) in enumerate((("patient with expression", "tab:blue"),
-                                        ("patient whose expression is hidden", "tab:red"))):
-        ax.plot(surv["times"], surv["curve"][k], color=color, label=label)
-        ax.fill_between(surv["times"], surv["lo"][k], surv["hi"][k], color=color, alpha=0.2)
+    pl.history(losses, ax=axes[2])
+    pl.survival(surv["times"], surv["curve"], surv["lo"], surv["hi"], groups=surv["groups"], observed=surv["observed"],
+                labels=["held-out, expression measured", "held-out, expression hidden"], xlabel="days", ax=axes[3])
     s = result["survival"]
-    ax.set(xlabel="days", ylabel="metastasis-free survival", ylim=(0, 1.02),
-           title=f"Bayesian Cox head on the latent: held-out c = {s['heldout_c_index']:.2f} "
-                 f"[{s['c_index_90ci'][0]:.2f}, {s['c_index_90ci'][1]:.2f}]")
-    ax.legend(fontsize=8, loc="lower left")
+    axes[3].set_title(f"Cox head on the latent: held-out c {s['heldout_c_index']:.2f} "
+                      f"[{s['c_index_90ci'][0]:.2f}, {s['c_index_90ci'][1]:.2f}], mean 90% bands")
     fig.suptitle(f"mdlprob demo: 90% coverage {result['poe_vae']['coverage_90']:.2f} "
                  f"(feature-mean baseline {result['feature_mean']['coverage_90']:.2f}); "
                  f"RMSE {result['poe_vae']['rmse']:.3f} vs {result['feature_mean']['rmse']:.3f}")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save(fig, path)

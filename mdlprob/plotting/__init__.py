@@ -1,11 +1,24 @@
-"""Figures built on :class:`matplotlib.figure.Figure` directly, leaving pyplot's state alone.
+"""Figures built on :class:`matplotlib.figure.Figure` directly, leaving pyplot's state alone (also ``mdlprob.pl``).
 
+Every function returns the Figure, draws into a caller's ``ax`` when given one, and writes a
+PNG atomically with ``path=``.
+
+Imputation
+    :func:`imputation`: imputed mean against the truth of one feature, with intervals.
+    :func:`calibration`: empirical against nominal coverage of the imputation's intervals.
+Training
+    :func:`history`: training and validation loss, the epoch early stopping kept.
+Survival
+    :func:`survival`: predicted curves with bands by group, beside Kaplan–Meier.
 Images
     :func:`scan_panel`: observed scans next to an imputed scan's mean, sd and error maps.
 """
 
 from __future__ import annotations
 
+from ._imputation import calibration, imputation
 from ._scans import scan_panel
+from ._survival import survival
+from ._training import history
 
-__all__ = ["scan_panel"]
+__all__ = ["calibration", "history", "imputation", "scan_panel", "survival"]
