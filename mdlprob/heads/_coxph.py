@@ -152,7 +152,7 @@ class CoxPHHead(_SurvivalHead):
         X3 = self._validate_X(X, reset=False)
         return (self._paired_inputs(X3) @ self.coef_samples_[:, :, None])[..., 0]
 
-    def predict_survival_function(self, X: Any, times: Any, return_interval: bool = False) -> Any:
+    def predict_survival_function(self, X: Any, times: Any = None, return_interval: bool = False) -> Any:
         """Survival probabilities :math:`S(t \\mid x) = \\exp(-H_0(t)\\, e^{x^\\top\\beta})`.
 
         Parameters
@@ -160,7 +160,8 @@ class CoxPHHead(_SurvivalHead):
         X
             Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
         times
-            Non-negative evaluation times ``(n_times,)``; :math:`H_0` is a right-continuous step function.
+            Non-negative evaluation times ``(n_times,)`` (None: one scikit-survival
+            ``StepFunction`` per observation, on the training times, as ``sksurv`` returns); :math:`H_0` is a right-continuous step function.
         return_interval
             Also return pointwise ``level`` bands, the image of the risk interval.
 
@@ -168,6 +169,8 @@ class CoxPHHead(_SurvivalHead):
         -------
         ``surv`` ``(n_obs, n_times)``, or ``(surv, lower, upper)``; non-increasing in time, in [0, 1].
         """
+        if times is None:
+            return self._step_functions(X, return_interval)
         t = _check_times(times)
         check_is_fitted(self)
         idx = np.searchsorted(self.event_times_, t, side="right") - 1

@@ -304,8 +304,11 @@ class LatentHead(BaseEstimator):
         """Risk scores (survival heads; higher = earlier event), optionally with intervals."""
         return self._point_and_interval("predict_risk", mdata, return_interval)
 
-    def predict_survival_function(self, mdata: Any, times: Any, return_interval: bool = False) -> Any:
-        """Survival probabilities ``(n_obs, n_times)`` (survival heads), optionally with bands."""
+    def predict_survival_function(self, mdata: Any, times: Any = None, return_interval: bool = False) -> Any:
+        """Survival probabilities ``(n_obs, n_times)`` (survival heads), optionally with bands.
+
+        Without ``times``: one scikit-survival ``StepFunction`` per observation (as ``sksurv``).
+        """
         return self._point_and_interval("predict_survival_function", mdata, return_interval, times)
 
     def score(self, mdata: Any, y: Any) -> float:

@@ -225,7 +225,7 @@ class LogisticHazardHead(_SurvivalHead):
         ratio = np.where(eta < -30.0, 1.0, np.exp(-_softplus(-eta)) / np.maximum(_softplus(eta), 1e-300))
         return -(start * ratio * np.diff(self.time_bins_)).sum(axis=-1)
 
-    def predict_survival_function(self, X: Any, times: Any, return_interval: bool = False) -> Any:
+    def predict_survival_function(self, X: Any, times: Any = None, return_interval: bool = False) -> Any:
         """Survival probabilities :math:`S(t \\mid x)`, averaged over parameter (× latent) draws.
 
         Parameters
@@ -233,7 +233,8 @@ class LogisticHazardHead(_SurvivalHead):
         X
             Features ``(n_obs, n_features)`` or latent samples ``(S, n_obs, n_features)``.
         times
-            Non-negative evaluation times ``(n_times,)``; log-linear within bins, flat after the last edge.
+            Non-negative evaluation times ``(n_times,)`` (None: one scikit-survival
+            ``StepFunction`` per observation, on the training times, as ``sksurv`` returns); log-linear within bins, flat after the last edge.
         return_interval
             Also return pointwise central ``level`` bands over draws.
 
@@ -241,6 +242,8 @@ class LogisticHazardHead(_SurvivalHead):
         -------
         ``surv`` ``(n_obs, n_times)``, or ``(surv, lower, upper)``; non-increasing in time, in [0, 1].
         """
+        if times is None:
+            return self._step_functions(X, return_interval)
         t = _check_times(times)
         check_is_fitted(self)
         return self._mean_and_interval(self._survival_draws(X, t), return_interval)

@@ -63,7 +63,23 @@ class _SurvivalHead(_BayesianHead):
         if not event.any():
             msg = f"Expected at least one observed event in `y`, got all {event.size} observations censored."
             raise ValueError(msg)
+        self.unique_times_ = np.unique(time)
         return X3, event, time
+
+    def _step_functions(self, X: Any, return_interval: bool) -> np.ndarray:
+        """``predict_survival_function(X)`` without times: scikit-survival ``StepFunction`` objects.
+
+        Each is the predicted survival evaluated at the distinct training times and held
+        constant in between (``fn(t)``, ``fn.x``, ``fn.y``), as ``sksurv`` estimators return.
+        """
+        from sksurv.functions import StepFunction
+
+        if return_interval:
+            msg = "return_interval=True needs evaluation times: predict_survival_function(X, times, return_interval=True)."
+            raise ValueError(msg)
+        grid = self.unique_times_
+        surv = self.predict_survival_function(X, grid)
+        return np.array([StepFunction(grid, row) for row in surv], dtype=object)
 
     def _mean_and_interval(self, draws: np.ndarray, return_interval: bool) -> Any:
         point = draws.mean(axis=0)

@@ -164,7 +164,7 @@ class WeibullAFTHead(_SurvivalHead):
     def _risk_draws(self, X: Any) -> np.ndarray:
         return -(self._location_draws(X) - np.euler_gamma * self.scale_samples_[:, None])
 
-    def predict_survival_function(self, X: Any, times: Any, return_interval: bool = False) -> Any:
+    def predict_survival_function(self, X: Any, times: Any = None, return_interval: bool = False) -> Any:
         """Survival probabilities :math:`S(t \\mid x)`, averaged over parameter (× latent) draws.
 
         Parameters
@@ -180,6 +180,8 @@ class WeibullAFTHead(_SurvivalHead):
         -------
         ``surv`` ``(n_obs, n_times)``, or ``(surv, lower, upper)``; non-increasing in time, in [0, 1].
         """
+        if times is None:
+            return self._step_functions(X, return_interval)
         t = _check_times(times)
         check_is_fitted(self)
         loc = self._location_draws(X)  # (D, n)
