@@ -52,7 +52,7 @@ import torch
 import mdlprob
 from mdlprob._utils import atomic_path
 from mdlprob.benchmark import bootstrap_classification, markdown_table
-from mdlprob.data import setup_mudata
+from mdlprob.data import setup_mudata, subset
 from mdlprob.datasets._mixomics import SUBTYPES
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
 
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     test = (full.obs["split"] == "test").to_numpy()
     y = full.obs["subtype"].cat.codes.to_numpy().astype(np.int64)
     with md.set_options(pull_on_update=False):
-        train_md = full[~test].copy()
+        train_md = subset(full, ~test)
     setup_mudata(full, likelihoods=LIKELIHOODS)
     X, presence = fusion_inputs(full)
     results = {}

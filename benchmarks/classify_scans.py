@@ -57,7 +57,7 @@ import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
 from mdlprob.benchmark import bootstrap_classification, markdown_table
-from mdlprob.data import make_mudata, setup_mudata, table_to_anndata
+from mdlprob.data import make_mudata, setup_mudata, subset, table_to_anndata
 from mdlprob.datasets._synthetic_scans import LABELS
 from mdlprob.fusion import EarlyFusion, IntermediateFusion, LateFusion, fusion_inputs
 
@@ -127,11 +127,6 @@ def make_data(n_obs: int, *, size: int, missing: float, seed: int) -> md.MuData:
     mdata.obs["lesion_load"] = scans.obs["lesion_load"].to_numpy()
     mdata.obsm["z_true"] = z
     return mdata
-
-
-def subset(mdata: md.MuData, rows: np.ndarray) -> md.MuData:
-    with md.set_options(pull_on_update=False):
-        return mdata[mdata.obs_names[rows]].copy()
 
 
 # ------------------------------------------------------------------------------------ metrics

@@ -40,7 +40,7 @@ from mdlprob import metrics
 from mdlprob._utils import atomic_path
 from mdlprob.benchmark import markdown_table
 from mdlprob.benchmark._frame import dense_values
-from mdlprob.data import hide_modality, setup_mudata
+from mdlprob.data import hide_modality, setup_mudata, subset
 
 Z90 = 1.6448536269514722
 COUNT = ("nb", "zinb", "poisson")
@@ -153,7 +153,7 @@ def run_model(name: str, case: dict, quick: bool) -> dict:
         train = hide_modality(full, case["target"], case["hide"])
         eval_rows = case["hide"]
     else:
-        train = full[~test].copy()
+        train = subset(full, ~test)
         eval_rows = test
     setup_mudata(train, likelihoods=case["likelihoods"])
     mdlprob.settings.seed = 0

@@ -63,7 +63,7 @@ from mdlprob import metrics
 from mdlprob._utils import atomic_path
 from mdlprob.benchmark import markdown_table
 from mdlprob.benchmark._frame import dense_values
-from mdlprob.data import hide_modality, setup_mudata
+from mdlprob.data import hide_modality, setup_mudata, subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _real_baselines as base  # noqa: E402
@@ -163,8 +163,8 @@ def survival_fold(mdata, raw, clin, y, tr, te, args, seed: int) -> dict[str, dic
         surv = lambda t, e=est, X_te=X_te, p_te=p_te: e.predict_survival_function(X_te, t, presence=p_te)  # noqa: E731
         res[name] = {**survival_scores(y[tr], y[te], risk, surv), "seconds": time.perf_counter() - start}
     start = time.perf_counter()
-    est = latent_head("survival", mdata[tr].copy(), y[tr], seed=seed, quick=args.quick)
-    test = mdata[te].copy()
+    est = latent_head("survival", subset(mdata, tr), y[tr], seed=seed, quick=args.quick)
+    test = subset(mdata, te)
     risk, lower, upper = est.predict_risk(test, return_interval=True)
     scores = survival_scores(y[tr], y[te], risk, lambda t: est.predict_survival_function(test, t))
     has_rna = presence["rna"][te]
@@ -214,7 +214,7 @@ def run_classification(args) -> list[dict]:
     if args.quick:
         scenarios = scenarios[:2]
     rows = []
-    train = full[~test].copy()
+    train = subset(full, ~test)
     setup_mudata(train, likelihoods=MIXOMICS_LIKELIHOODS)
     start = time.perf_counter()
     est = latent_head("classification", train, labels[~test], seed=0, quick=args.quick)
@@ -242,7 +242,7 @@ def run_classification(args) -> list[dict]:
             proba = fusion.predict_proba(X_te, presence=p_te)
             res[name] = {"proba": proba[:, np.searchsorted(fusion.classes_, classes)], "seconds": time.perf_counter() - start}
         start = time.perf_counter()
-        proba, lower, upper = est.predict_proba(view[test].copy(), return_interval=True)
+        proba, lower, upper = est.predict_proba(subset(view, test), return_interval=True)
         pick = proba.argmax(1)
         width = (upper - lower)[np.arange(len(pick)), pick]
         lacks = hide[test]

@@ -63,7 +63,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mudata as md
 import numpy as np
 import torch
 from torch import nn
@@ -71,7 +70,7 @@ from torch import nn
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
-from mdlprob.data import hide_modality, setup_mudata
+from mdlprob.data import hide_modality, setup_mudata, subset
 from mdlprob.nn import ConvDecoder, ConvEncoder
 
 SEQUENCES = ("t1", "t2", "flair")
@@ -122,12 +121,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------ data
-def subset(mdata: md.MuData, rows: np.ndarray) -> md.MuData:
-    """A copy of the observations ``rows`` (mudata 0.4 update behaviour: no FutureWarning)."""
-    with md.set_options(pull_on_update=False):
-        return mdata[mdata.obs_names[rows]].copy()
-
-
 def make_scenario(rate: float, args: argparse.Namespace) -> dict[str, Any]:
     """Training MuData (FLAIR hidden for ``rate`` of it) and the scored subjects with their truth."""
     n_obs = args.n_train + args.n_test

@@ -17,6 +17,14 @@ DOCS = sorted((ROOT / "docs").rglob("*.md"))
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
 def test_tutorial_runs(path, tmp_path, monkeypatch):
     """Run in this process so that pytest's ``filterwarnings = error`` applies to the tutorial too."""
+    if "tcga_survival(" in path.read_text():
+        try:
+            importlib.import_module("mdlprob").datasets.tcga_survival("blca", source="mcat")
+        except FileNotFoundError as err:
+            pytest.skip(f"{path.name} needs the shared TCGA tables: {err}")
+        from mdlprob.datasets._paths import ENV_VAR, data_root
+
+        monkeypatch.setenv(ENV_VAR, str(data_root().resolve()))  # the tutorial runs from tmp_path
     out = tmp_path / "out"
     monkeypatch.setenv("MDLPROB_TUTORIAL_FAST", "1")
     monkeypatch.setenv("MDLPROB_TUTORIAL_OUT", str(out))

@@ -24,6 +24,45 @@ def make_mudata(mods: Mapping[str, ad.AnnData], *, obs_order: Sequence[str] | No
     return mdata
 
 
+def subset(mdata: md.MuData, index) -> md.MuData:
+    """A copy of the observations ``index`` of ``mdata``, **in that order**.
+
+    ``mdata[index].copy()`` with mudata's default (legacy) options rebuilds the global
+    observations modality by modality, so when the first modality lacks some observations
+    the copy lists them in another order than ``mdata`` does, and labels kept in a separate
+    array (``y[index]``) silently stop matching their observations. This copies with
+    ``pull_on_update=False`` (mudata's announced default), which keeps the order.
+
+    Parameters
+    ----------
+    index
+        Boolean mask over ``mdata.obs_names``, integer positions, or observation names.
+    """
+    if not isinstance(mdata, md.MuData):
+        msg = f"Expected mdata to be a mudata.MuData, got {type(mdata).__name__}."
+        raise TypeError(msg)
+    index = np.asarray(index)
+    if index.dtype == bool:
+        if index.shape != (mdata.n_obs,):
+            msg = f"Expected a boolean index of shape ({mdata.n_obs},), got {index.shape}."
+            raise ValueError(msg)
+        names = mdata.obs_names[index]
+    elif index.dtype.kind in "iu":
+        names = mdata.obs_names[index]
+    else:
+        names = mdata.obs_names[mdata.obs_names.get_indexer(index.astype(str))] if len(index) else mdata.obs_names[:0]
+        missing = ~np.isin(index.astype(str), mdata.obs_names)
+        if missing.any():
+            msg = f"{int(missing.sum())} name(s) are not observations of mdata (e.g. {list(index[missing][:5])})."
+            raise KeyError(msg)
+    with md.set_options(pull_on_update=False):
+        out = mdata[names].copy()
+    if list(out.obs_names) != list(names):  # never silently reordered
+        msg = "mudata reordered the observations of the subset; please report this with your mudata version."
+        raise RuntimeError(msg)
+    return out
+
+
 def hide_modality(mdata: md.MuData, modality: str, hide: np.ndarray) -> md.MuData:
     """A copy of ``mdata`` in which the observations flagged by ``hide`` lack ``modality``.
 

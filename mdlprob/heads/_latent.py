@@ -193,7 +193,11 @@ class LatentHead(BaseEstimator):
         mdata
             Training observations, registered like the model's data.
         y
-            Targets as for the head's ``fit``: labels, or a survival structured array.
+            Targets as for the head's ``fit``: labels, or a survival structured array, in the
+            order of ``mdata.obs_names``. Take training subsets with
+            :func:`mdlprob.data.subset` (``mdata[rows].copy()`` with mudata's default options
+            reorders the observations when the first modality lacks some, and ``y[rows]``
+            would no longer match them).
 
         Returns
         -------
@@ -272,7 +276,9 @@ class LatentHead(BaseEstimator):
         n_obs = mdata.n_obs
         if n_obs <= size:
             return compute(mdata)
-        parts = [compute(mdata[start:start + size].copy()) for start in range(0, n_obs, size)]
+        from ..data import subset
+
+        parts = [compute(subset(mdata, np.arange(start, min(start + size, n_obs)))) for start in range(0, n_obs, size)]
         if isinstance(parts[0], tuple):
             return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
         return np.concatenate(parts)

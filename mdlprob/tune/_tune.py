@@ -16,7 +16,7 @@ import torch
 from .._settings import settings
 from ..base import BaseModel
 from ..base._validate import check_int
-from ..data import get_registry, hide_modality
+from ..data import get_registry, hide_modality, subset
 from ..data._mudata import dense_values, presence
 
 #: Default search space: name -> ("int" | "int_log" | "float" | "float_log", low, high) or ("categorical", choices).
@@ -315,7 +315,7 @@ def _folds(mdata: md.MuData, objective: str, target: str | None, given: Sequence
         for k in range(n_folds):
             held = np.zeros(mdata.n_obs, dtype=bool)
             held[order[k::n_folds]] = True
-            train, heldout = mdata[~held].copy(), mdata[held].copy()
+            train, heldout = subset(mdata, ~held), subset(mdata, held)
             out.append(_Fold(train, heldout, held, None, None, None))
         return out
     if target not in modalities:

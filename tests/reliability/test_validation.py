@@ -104,3 +104,42 @@ def test_imputing_a_never_observed_modality_raises_unless_allowed(tmp_path):
     model.save(tmp_path / "m")
     with pytest.raises(ValueError, match="No training observation"):
         mdlprob.PoEVAE.load(tmp_path / "m").impute(m, "scan", n_samples=5)
+
+
+def test_subset_keeps_the_order_when_the_first_modality_is_incomplete():
+    """mudata's legacy copy lists the first modality's observations first; subset never reorders."""
+    m = _synthetic(60)
+    hidden = np.zeros(m.n_obs, dtype=bool)
+    hidden[::3] = True
+    m = mdlprob.data.hide_modality(m, "rna", hidden)  # the first modality now lacks every third observation
+    rows = np.arange(m.n_obs) % 2 == 0
+    for index in (rows, np.flatnonzero(rows), m.obs_names[rows]):
+        out = mdlprob.data.subset(m, index)
+        assert list(out.obs_names) == list(m.obs_names[rows])
+        for mod in ("rna", "protein"):
+            assert np.array_equal(mdlprob.data.dense_values(out, mod), mdlprob.data.dense_values(m, mod)[rows],
+                                  equal_nan=True)
+    with pytest.raises(KeyError, match="not observations of mdata"):
+        mdlprob.data.subset(m, ["nope"])
+
+
+def test_latent_head_chunks_keep_the_order_when_the_first_modality_is_incomplete(monkeypatch):
+    from sksurv.util import Surv
+
+    m = _synthetic(90)
+    hidden = np.zeros(m.n_obs, dtype=bool)
+    hidden[::2] = True
+    m = mdlprob.data.hide_modality(m, "rna", hidden)
+    mdlprob.data.setup_mudata(m, likelihoods=LIKELIHOODS)
+    model = mdlprob.PoEVAE(m, n_latent=3, n_hidden=8)
+    model.train(max_epochs=2, progress_bar=False)
+    y = Surv.from_arrays(m.obs["event"].to_numpy().astype(bool), m.obs["time"].to_numpy())
+    est = mdlprob.heads.LatentHead(model, mdlprob.heads.CoxPHHead(prior_scale=1.0, max_epochs=30),
+                                   covariates=["age"], modality_latents=False, n_samples=4, random_state=0).fit(m, y)
+    whole = est.transform(m)[..., est.feature_names_.index("age")].mean(0)
+    monkeypatch.setattr("mdlprob.base._base_model.DRAW_BUDGET", 4 * 40 * 20)  # chunks of 20 observations
+    risk = est.predict_risk(m)
+    monkeypatch.setattr(est, "_delegate", lambda name: lambda X, *a, **k: X[..., est.feature_names_.index("age")].mean(0))
+    age_by_chunks = est.predict_risk(m)  # the age feature, routed through the chunking
+    np.testing.assert_allclose(age_by_chunks, whole, atol=1e-6)
+    assert risk.shape == (m.n_obs,)
