@@ -542,16 +542,18 @@ class BaseModel:
         use = self._use_mask(given)
         tensors = self.tensors(mdata)
         self.module.eval()
-        means, sds, samples = [], [], []
-        for _, batch in self._batches(tensors, batch_size):
+        k = self.module.n_latent  # results go straight into arrays of their final size (see _imputation)
+        means = np.empty((tensors.n_obs, k), dtype=np.float32)
+        sds = np.empty((tensors.n_obs, k), dtype=np.float32)
+        samples = np.empty((n_samples, tensors.n_obs, k), dtype=np.float32) if n_samples else None
+        for idx, batch in self._batches(tensors, batch_size):
+            rows = slice(int(idx[0]), int(idx[-1]) + 1)
             batch_use = use.expand_as(batch["presence"])
             mean, var = self.module.posterior_moments(batch, batch_use)
-            means.append(mean.cpu())
-            sds.append(var.sqrt().cpu())
+            means[rows], sds[rows] = mean.cpu().numpy(), var.sqrt().cpu().numpy()
             if n_samples:
-                samples.append(self.module.sample_posterior(batch, batch_use, n_samples).cpu())
-        return (torch.cat(means).numpy(), torch.cat(sds).numpy(),
-                torch.cat(samples, dim=1).numpy() if n_samples else None)
+                samples[:, rows] = self.module.sample_posterior(batch, batch_use, n_samples).cpu().numpy()
+        return means, sds, samples
 
     @torch.no_grad()
     def get_latent_representation(self, mdata: md.MuData, *, given: Sequence[str] | None = None,
