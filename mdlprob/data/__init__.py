@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._feature_graph import link_features_by_name
 from ._graph import GraphTensors, MaskedEmbedding, build_sample_graph
-from ._mudata import dense_values, hide_modality, make_mudata, subset
+from ._mudata import dense_values, fill_missing, hide_modality, make_mudata, subset
 from ._setup import get_registry, presence_mask, setup_mudata
 from ._table import table_to_anndata
 from ._tensors import MultimodalTensors, tensors_from_mudata
@@ -15,13 +15,14 @@ __all__ = [
     "MultimodalTensors",
     "build_sample_graph",
     "dense_values",
+    "fill_missing",
     "get_registry",
     "hide_modality",
     "link_features_by_name",
     "make_mudata",
-    "subset",
     "presence_mask",
     "setup_mudata",
+    "subset",
     "table_to_anndata",
     "tensors_from_mudata",
 ]

@@ -128,3 +128,44 @@ def dense_values(mdata: md.MuData, modality: str) -> np.ndarray:
 def presence(mdata: md.MuData, modality: str) -> np.ndarray:
     """Bool ``(n_obs,)``: which observations hold ``modality``."""
     return np.asarray(mdata.obsmap[modality]) > 0
+
+
+def fill_missing(mdata: md.MuData, imputed, *, key: str | None = None) -> np.ndarray:
+    """Write a complete matrix of a modality into ``mdata.obsm``: observed values kept, the rest imputed.
+
+    Observations that lack the modality, and NaN entries of those that have it, take the
+    imputed mean; every measured value is kept as it is. The modality itself is not
+    touched (its AnnData holds only the observations that have it).
+
+    Parameters
+    ----------
+    imputed
+        The AnnData of ``model.impute(mdata, modality)`` (same observations, in order).
+    key
+        ``obsm`` key; default ``"<modality>_filled"``. ``obsm[key + "_imputed"]`` (boolean)
+        marks the imputed entries and ``obsm[key + "_std"]`` holds the predictive sd there
+        (0 where measured).
+
+    Returns
+    -------
+    The filled ``(n_obs, n_vars)`` float array (also in ``mdata.obsm[key]``).
+    """
+    info = imputed.uns.get("mdlprob_impute", {}) if hasattr(imputed, "uns") else {}
+    modality = info.get("modality")
+    if modality is None or "mean" not in getattr(imputed, "layers", {}):
+        msg = "Expected imputed to be the AnnData returned by model.impute(mdata, modality)."
+        raise ValueError(msg)
+    if list(imputed.obs_names) != list(mdata.obs_names):
+        msg = (f"imputed has other observations than mdata ({imputed.n_obs} vs {mdata.n_obs}, or another order); "
+               "impute the same MuData you fill.")
+        raise ValueError(msg)
+    observed = dense_values(mdata, modality) if modality in mdata.mod else np.full(imputed.shape, np.nan)
+    missing = np.isnan(observed)
+    mean = np.asarray(imputed.layers["mean"], dtype=np.float64)
+    sd = np.asarray(imputed.layers["std"], dtype=np.float64)
+    key = key or f"{modality}_filled"
+    filled = np.where(missing, mean, observed)
+    mdata.obsm[key] = filled
+    mdata.obsm[f"{key}_imputed"] = missing
+    mdata.obsm[f"{key}_std"] = np.where(missing, sd, 0.0)
+    return filled

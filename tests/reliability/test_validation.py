@@ -143,3 +143,18 @@ def test_latent_head_chunks_keep_the_order_when_the_first_modality_is_incomplete
     age_by_chunks = est.predict_risk(m)  # the age feature, routed through the chunking
     np.testing.assert_allclose(age_by_chunks, whole, atol=1e-6)
     assert risk.shape == (m.n_obs,)
+
+
+def test_fill_missing_keeps_measured_values_and_fills_the_rest(trained, mdata):
+    imp = trained.impute(mdata, "protein", n_samples=10)
+    clinical = trained.impute(mdata, "clinical", n_samples=10)
+    filled = mdlprob.data.fill_missing(mdata, imp)
+    observed = mdlprob.data.dense_values(mdata, "protein")
+    measured = ~np.isnan(observed)
+    assert np.array_equal(filled[measured], observed[measured])
+    assert np.array_equal(filled[~measured], imp.layers["mean"][~measured].astype(float))
+    assert (mdata.obsm["protein_filled_imputed"] == ~measured).all() and (mdata.obsm["protein_filled_std"][measured] == 0).all()
+    table = mdlprob.data.fill_missing(mdata, clinical, key="clinical_complete")  # NaN entries inside a table
+    assert np.isfinite(table).all() and mdata.obsm["clinical_complete_imputed"].any()
+    with pytest.raises(ValueError, match="returned by model.impute"):
+        mdlprob.data.fill_missing(mdata, mdata["protein"])
