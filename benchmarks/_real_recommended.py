@@ -51,14 +51,14 @@ def latent_head(task: str, train_mdata, y, *, seed: int, quick: bool) -> LatentH
     return est.fit(train_mdata, y)
 
 
-def impute_recommended(view, target: str, given: list[str], *, seed: int, quick: bool) -> dict:
+def impute_recommended(view, target: str, given: list[str], *, seed: int, quick: bool, scoring: str = "loglik") -> dict:
     """Tune on ``view`` (cross-validated predictive log-density of ``target``), then a calibrated 5-seed ensemble.
 
     Returns the mean, 90% interval and 100 predictive draws of ``target`` for every row,
     and the chosen configuration.
     """
     mdlprob.settings.seed = seed
-    res = tune(["PoEVAE", "MoPoEVAE"], view, objective="imputation", target=target, given=given,
+    res = tune(["PoEVAE", "MoPoEVAE"], view, objective="imputation", target=target, given=given, scoring=scoring,
                n_trials=2 if quick else 20, n_folds=3, refit=False, progress_bar=False,
                fixed=QUICK_TRAIN if quick else None)
     best = res.best_params

@@ -85,6 +85,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="smoke test: 2 folds, rates 0 and 0.5, tiny models")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--impute-datasets", default="mixomics,citeseq", help="imputation data sets to run")
+    p.add_argument("--impute-scoring", default="loglik", choices=["loglik", "pearson"],
+                   help="criterion of the imputation recipe's search (ablation; the recommended one is loglik)")
     args = p.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
     unknown = set(args.tasks) - set(TASKS)
@@ -312,7 +315,16 @@ def depth_r2(view, ensemble, seed: int) -> dict:
 def run_imputation(args) -> list[dict]:
     rows = []
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    # mixOmics protein
+    datasets = getattr(args, "impute_datasets", "mixomics,citeseq").split(",")
+    if "mixomics" in datasets:
+        rows += _impute_mixomics(args, seeds)
+    if "citeseq" in datasets:
+        rows += _impute_citeseq(args, seeds)
+    return rows
+
+
+def _impute_mixomics(args, seeds) -> list[dict]:
+    rows = []
     full = mdlprob.datasets.mixomics_breast(data_dir=args.data_dir)
     truth = dense_values(full, "protein")
     X = np.hstack([dense_values(full, "mrna"), dense_values(full, "mirna")])
@@ -340,14 +352,19 @@ def run_imputation(args) -> list[dict]:
         view = hide_modality(full, "protein", hide)
         setup_mudata(view, likelihoods=MIXOMICS_LIKELIHOODS)
         start = time.perf_counter()
-        preds["mdlprob"] = impute_recommended(view, "protein", ["mrna", "mirna"], seed=seed, quick=args.quick)
+        preds["mdlprob"] = impute_recommended(view, "protein", ["mrna", "mirna"], seed=seed, quick=args.quick,
+                                              scoring=getattr(args, "impute_scoring", "loglik"))
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
         preds["mdlprob"].pop("model")
         meta = {"task": "imputation", "dataset": "mixOmics protein", "missing_rate": 0.3, "seed": seed,
                 "setting": "transductive"}
         rows += imputation_rows(meta, truth, hide, preds, count=False)
         _progress(rows)
-    # CITE-seq ADT
+    return rows
+
+
+def _impute_citeseq(args, seeds) -> list[dict]:
+    rows = []
     cite = mdlprob.datasets.citeseq_pbmc(data_dir=args.data_dir, min_cells=1)
     counts = cite.mod["rna"].X.toarray()
     lognorm = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4)
@@ -372,7 +389,8 @@ def run_imputation(args) -> list[dict]:
         view = hide_modality(cite, "adt", hide)
         setup_mudata(view, likelihoods={"rna": "nb", "adt": "nb"})
         start = time.perf_counter()
-        preds["mdlprob"] = impute_recommended(view, "adt", ["rna"], seed=seed, quick=args.quick)
+        preds["mdlprob"] = impute_recommended(view, "adt", ["rna"], seed=seed, quick=args.quick,
+                                              scoring=getattr(args, "impute_scoring", "loglik"))
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
         depth = depth_r2(view, preds["mdlprob"].pop("model"), seed)
         meta = {"task": "imputation", "dataset": "CITE-seq ADT", "missing_rate": 0.2, "seed": seed,
