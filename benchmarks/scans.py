@@ -329,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; write ``scans.json``, ``scans.md`` and the panels to ``--out``; return the report."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    mdlprob.settings.progress_bar = False  # noise-refit and sampling bars would flood the log
     args.out.mkdir(parents=True, exist_ok=True)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     results = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()}
