@@ -88,6 +88,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--impute-datasets", default="mixomics,citeseq", help="imputation data sets to run")
     p.add_argument("--impute-scoring", default="loglik", choices=["loglik", "pearson"],
                    help="criterion of the imputation recipe's search (ablation; the recommended one is loglik)")
+    p.add_argument("--impute-start", default="none", choices=["none", "defaults"],
+                   help="ablation: start the search from the package defaults (deep and linear decoders)")
     args = p.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
     unknown = set(args.tasks) - set(TASKS)
@@ -353,7 +355,8 @@ def _impute_mixomics(args, seeds) -> list[dict]:
         setup_mudata(view, likelihoods=MIXOMICS_LIKELIHOODS)
         start = time.perf_counter()
         preds["mdlprob"] = impute_recommended(view, "protein", ["mrna", "mirna"], seed=seed, quick=args.quick,
-                                              scoring=getattr(args, "impute_scoring", "loglik"))
+                                              scoring=getattr(args, "impute_scoring", "loglik"),
+                                              start=getattr(args, "impute_start", "none"))
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
         preds["mdlprob"].pop("model")
         meta = {"task": "imputation", "dataset": "mixOmics protein", "missing_rate": 0.3, "seed": seed,
@@ -390,7 +393,8 @@ def _impute_citeseq(args, seeds) -> list[dict]:
         setup_mudata(view, likelihoods={"rna": "nb", "adt": "nb"})
         start = time.perf_counter()
         preds["mdlprob"] = impute_recommended(view, "adt", ["rna"], seed=seed, quick=args.quick,
-                                              scoring=getattr(args, "impute_scoring", "loglik"))
+                                              scoring=getattr(args, "impute_scoring", "loglik"),
+                                              start=getattr(args, "impute_start", "none"))
         preds["mdlprob"]["seconds"] = time.perf_counter() - start
         depth = depth_r2(view, preds["mdlprob"].pop("model"), seed)
         meta = {"task": "imputation", "dataset": "CITE-seq ADT", "missing_rate": 0.2, "seed": seed,

@@ -71,6 +71,7 @@ def tune(
     timeout: float | None = None,
     refit: bool = True,
     progress_bar: bool | None = None,
+    start_from: Sequence[Mapping[str, Any]] | None = None,
 ) -> TuneResult:
     r"""Choose a model's hyper-parameters by K-fold cross-validation, searched with Optuna's TPE.
 
@@ -118,6 +119,11 @@ def tune(
         Refit the best configuration on all of ``mdata`` and return it in ``model``.
     progress_bar
         Optuna's progress bar over trials (default: ``mdlprob.settings.progress_bar``).
+    start_from
+        Configurations tried first (Optuna's ``enqueue_trial``), each a dict of search-space
+        values (and ``model_cls`` when several classes compete); unnamed parameters are
+        sampled. They count towards ``n_trials``. Use known-good settings so that a small
+        budget on little data starts from them instead of from random points.
 
     Returns
     -------
@@ -183,6 +189,19 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
+    for start in start_from or []:
+        if not isinstance(start, Mapping):
+            msg = f"Expected start_from to be a list of dicts of search-space values, got {start!r}."
+            raise TypeError(msg)
+        bad = [k for k in start if k not in space and k != "model_cls"]
+        if bad or ("model_cls" in start and _class_name(start["model_cls"]) not in by_name):
+            msg = (f"start_from entry {dict(start)!r} names {bad or [start['model_cls']]}, which are not in the "
+                   f"search space {sorted(space)} (or the classes {sorted(by_name)}).")
+            raise ValueError(msg)
+        values = dict(start)
+        if "model_cls" in values:
+            values["model_cls"] = _class_name(values["model_cls"])
+        study.enqueue_trial(values)
     show = settings.progress_bar if progress_bar is None else progress_bar
     try:
         study.optimize(run, n_trials=n_trials, timeout=timeout, show_progress_bar=bool(show), catch=(FloatingPointError,))
@@ -242,6 +261,10 @@ def _check_spec(name: str, spec: tuple) -> None:
         msg = (f"Search space entry {name!r} must be (kind, low, high) with kind in {kinds[:4]} and low <= high "
                f"(low > 0 for *_log), or ('categorical', [choices]); got {spec!r}.")
         raise ValueError(msg)
+
+
+def _class_name(cls: Any) -> str:
+    return cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
 
 
 def _suggest(trial, name: str, spec: tuple) -> Any:

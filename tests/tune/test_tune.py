@@ -60,3 +60,14 @@ def test_bad_searches_fail_clearly(mdata):
         tune("Transformer", mdata, n_trials=1)
     with pytest.raises(ValueError, match="n_folds to be an int >= 2"):
         tune("PoEVAE", mdata, n_folds=1)
+
+
+def test_start_from_configurations_are_tried_first(mdata):
+    res = tune(["PoEVAE", "MoPoEVAE"], mdata, search_space=SPACE, fixed=FAST, n_trials=3, n_folds=2, refit=False,
+               progress_bar=False, start_from=[{"model_cls": "MoPoEVAE", "n_latent": 5},
+                                               {"model_cls": mdlprob.PoEVAE, "weight_decay": 0.5}])
+    first, second = res.study.trials[0].params, res.study.trials[1].params
+    assert first["model_cls"] == "MoPoEVAE" and first["n_latent"] == 5
+    assert second["model_cls"] == "PoEVAE" and second["weight_decay"] == 0.5
+    with pytest.raises(ValueError, match="not in the search space"):
+        tune("PoEVAE", mdata, search_space=SPACE, n_trials=1, refit=False, progress_bar=False, start_from=[{"depth": 3}])
