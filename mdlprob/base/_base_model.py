@@ -778,20 +778,7 @@ class BaseModel:
         self._require_trained()
         check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
         check_int("n_samples", n_samples, minimum=10)
-        if mdata is None:
-            if not self.val_indices_:
-                msg = ("The model has no validation observations to calibrate on: train with train_size<1 or "
-                       "early_stopping, or pass held-out data as mdata.")
-                raise ValueError(msg)
-            tensors = self._require_tensors()
-            if isinstance(tensors, BackedTensors):
-                msg = "Calibrating on the validation split of backed data is not supported; pass held-out mdata in memory."
-                raise ValueError(msg)
-            held_out = torch.zeros(tensors.n_obs, dtype=torch.bool)
-            held_out[torch.as_tensor(self.val_indices_)] = True
-        else:
-            tensors = self.tensors(mdata)
-            held_out = torch.ones(tensors.n_obs, dtype=torch.bool)
+        tensors, held_out = self._calibration_rows(mdata)
         names = [m for m in self.modalities if self.registry_["modalities"][m]["likelihood"] in CALIBRATABLE]
         chosen = names if modalities is None else check_subset("modalities", modalities, names)
         saved, self.interval_scale_ = self.interval_scale_, {}  # calibrate the model's own spread
@@ -823,6 +810,23 @@ class BaseModel:
         if all_modalities:
             widths.append(sum(liks[m].n_vars for m in self.modalities))
         return int(max(1, min(1024, DRAW_BUDGET // (n_draws * max(widths)))))
+
+    def _calibration_rows(self, mdata: md.MuData | None) -> tuple[MultimodalTensors, Tensor]:
+        """Tensors to calibrate on and which of their rows are held out: all of ``mdata``, else the validation split."""
+        if mdata is not None:
+            tensors = self.tensors(mdata)
+            return tensors, torch.ones(tensors.n_obs, dtype=torch.bool)
+        if not self.val_indices_:
+            msg = ("There are no validation observations to calibrate on: train with train_size<1 or "
+                   "early_stopping, or pass held-out data as mdata.")
+            raise ValueError(msg)
+        tensors = self._require_tensors()
+        if isinstance(tensors, BackedTensors):
+            msg = "Calibrating on the validation split of backed data is not supported; pass held-out mdata in memory."
+            raise ValueError(msg)
+        held_out = torch.zeros(tensors.n_obs, dtype=torch.bool)
+        held_out[torch.as_tensor(self.val_indices_)] = True
+        return tensors, held_out
 
     def _importance(self, importance: int | None, n_samples: int) -> int:
         if importance is None:

@@ -146,7 +146,8 @@ def tensors_from_mudata(
         adata = mdata.mod[mod] if mod in mdata.mod else None
         if adata is not None:
             check_unique_names(adata, mod)
-            if var_names is not None and not mdata.isbacked and list(adata.var_names) == list(var_names[mod]):
+            if entry["likelihood"] == "mixed" and var_names is not None and not mdata.isbacked \
+                    and list(adata.var_names) == list(var_names[mod]):
                 check_categories(adata, entry, mod, get_matrix(adata, entry.get("layer") or None, mod))
         if adata is not None and var_names is not None and list(adata.var_names) != list(var_names[mod]):
             msg = (

@@ -187,17 +187,7 @@ class Ensemble:
         first = self.members_[0]
         check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
         share = max(2, math.ceil(n_samples / len(self.members_)))
-        if mdata is None:
-            if not first.val_indices_:
-                msg = ("The ensemble has no validation split to calibrate on: train with train_size<1 or "
-                       "early_stopping, or pass held-out data as mdata.")
-                raise ValueError(msg)
-            tensors = first._require_tensors()
-            held_out = torch.zeros(tensors.n_obs, dtype=torch.bool)
-            held_out[torch.as_tensor(first.val_indices_)] = True
-        else:
-            tensors = first.tensors(mdata)
-            held_out = torch.ones(tensors.n_obs, dtype=torch.bool)
+        tensors, held_out = first._calibration_rows(mdata)  # the members share the first one's validation split
         names = [m for m in first.modalities if first.registry_["modalities"][m]["likelihood"] in CALIBRATABLE]
         chosen = names if modalities is None else [m for m in names if m in set(modalities)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 
 import mudata as md
 import numpy as np
@@ -32,10 +31,8 @@ def test_version_and_help_do_not_load_torch():
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.stdout.strip() == f"mdlprob {mdlprob.__version__}"
     code = "import sys; from mdlprob.cli import main; sys.argv = ['mdlprob', '--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "False", "mdlprob --help imported torch"
-    assert time.perf_counter() - start < 5  # well under a second on an idle machine; generous for shared CI
+    assert out.stdout.strip().splitlines()[-1] == "False", "mdlprob --help imported torch"  # what made it take 5 s
 
 
 def test_fit_options_and_early_stopping_summary(data_file, tmp_path):
