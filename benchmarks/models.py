@@ -59,17 +59,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def available_models() -> list[str]:
-    """Every model but GraphPoEVAE, which needs a sample graph and has its own benchmark (graph.py)."""
-    return [name for name in mdlprob.models.__all__ if (name.endswith("VAE") or name == "FactorModel")
-            and name != "GraphPoEVAE"]
+    """Every registered model but those on a sample graph, which have their own benchmark (graph.py)."""
+    return [name for name, info in mdlprob.models.all_models().items() if not info.sample_graph]
 
 
 def build(name: str, mdata, quick: bool):
-    cls = getattr(mdlprob.models, name)
-    size = {"n_hidden": 32 if quick else 128}
-    if name == "FactorModel":
-        return cls(mdata, n_factors=4 if quick else 10, **size)
-    return cls(mdata, n_latent=4 if quick else 10, **size)
+    cls = mdlprob.models.get_model(name).cls
+    return cls(mdata, n_latent=4 if quick else 10, n_hidden=32 if quick else 128)
 
 
 # ------------------------------------------------------------------------------------ scenarios

@@ -149,8 +149,7 @@ def _mdlprob_model(class_name: str) -> Callable[[CellContext], Prediction]:
         opts = ctx.train
         mdata = ctx.mdata
         setup_mudata(mdata, likelihoods=ctx.data.likelihoods)
-        size = {"n_factors" if class_name == "FactorModel" else "n_latent": opts["n_latent"]}
-        model = getattr(models, class_name)(mdata, n_hidden=opts["n_hidden"], **size)
+        model = models.get_model(class_name).cls(mdata, n_latent=opts["n_latent"], n_hidden=opts["n_hidden"])
         start = time.perf_counter()
         model.train(max_epochs=opts["max_epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
                     accelerator=ctx.device, progress_bar=False)
@@ -304,8 +303,16 @@ def _fusion(class_name: str, **options: Any) -> Callable[[CellContext], Predicti
     return fit_predict
 
 
-for _name in ("PoEVAE", "MoPoEVAE", "MoEVAE", "FactorModel"):
-    register_method(_name, _mdlprob_model(_name), description=f"mdlprob {_name} + mdlprob heads on its latent")
+def _register_models() -> None:
+    """One method per registered model (:func:`mdlprob.models.all_models`), named after its class."""
+    from ..models import all_models
+
+    for name, info in all_models().items():
+        graph = " on a kNN graph of the observations" if info.sample_graph else ""
+        register_method(name, _mdlprob_model(name), description=f"mdlprob {name}{graph} + mdlprob heads on its latent")
+
+
+_register_models()
 register_method("feature_mean", _feature_mean, description="per-feature mean, Gaussian intervals (mean ± z sd)")
 register_method("knn_imputer", _sklearn_imputer(_knn), requires=("sklearn",),
                 description="scikit-learn KNNImputer (15 neighbours) on all standardised modalities")

@@ -18,6 +18,7 @@ Schema (every key but ``datasets``, ``scenarios`` and ``methods`` is optional)::
       - {name: mnar, rates: [0.3], params: {by: label}, datasets: [synthetic]}
       - {name: entry_mcar, rates: [0.2], modality: clinical}
     methods:
+      - mdlprob_models                               # every registered model (mdlprob.models.all_models())
       - PoEVAE                                       # a name of METHODS ...
       - {name: coxnet, datasets: [synthetic, breast_cancer]}   # ... or restricted to datasets
 """
@@ -39,6 +40,8 @@ DEFAULT_TRAIN = {"max_epochs": 30, "batch_size": 128, "lr": 2e-3, "n_latent": 8,
                  "n_samples": 100, "head_epochs": 150, "latent_samples": 20}
 _TOP_KEYS = {"name", "description", "seeds", "cells_per_process", "timeout_s", "threads", "train", "datasets",
              "scenarios", "methods"}
+#: Method entry standing for every model of the model registry, one method each.
+ALL_MODELS = "mdlprob_models"
 SUITES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
 
 
@@ -113,6 +116,20 @@ def _entry(item: Any, what: str, known: dict[str, Any], allowed: set[str]) -> di
     return dict(entry)
 
 
+def _expand_models(methods: list[Any]) -> list[Any]:
+    """``mdlprob_models`` entries replaced by one entry per registered model (same ``datasets``)."""
+    from ..models import all_models
+
+    out: list[Any] = []
+    for item in methods:
+        entry = {"name": item} if isinstance(item, str) else item
+        if isinstance(entry, dict) and entry.get("name") == ALL_MODELS:
+            out += [{**entry, "name": name} for name in all_models()]
+        else:
+            out.append(item)
+    return out
+
+
 def parse_suite(config: dict[str, Any], *, name: str = "suite") -> Suite:
     """Validate a suite mapping (the parsed YAML) and return the :class:`Suite`."""
     if not isinstance(config, dict):
@@ -138,7 +155,8 @@ def parse_suite(config: dict[str, Any], *, name: str = "suite") -> Suite:
             msg = f"Expected 'rates' of scenario {s['name']!r} to be a list of numbers in [0, 1), got {rates!r}."
             raise ValueError(msg)
         s.update(rates=rates, params=s.get("params") or {}, modality=s.get("modality"), datasets=s.get("datasets") or [])
-    methods = [_entry(m, "methods", METHODS, {"name", "datasets"}) for m in config["methods"]]
+    methods = [_entry(m, "methods", {**METHODS, ALL_MODELS: None}, {"name", "datasets"})
+               for m in _expand_models(config["methods"])]
     for m in methods:
         m["datasets"] = m.get("datasets") or []
     train = {**DEFAULT_TRAIN, **(config.get("train") or {})}

@@ -79,7 +79,6 @@ def _one_line_errors(command: F) -> F:
     return wrapper
 
 _Seed = Annotated[int, typer.Option(help="Seed for every random number generator.")]
-_MODELS = {"poe": "PoEVAE", "mopoe": "MoPoEVAE", "moe": "MoEVAE", "factor": "FactorModel"}
 
 
 def _setup_logging() -> None:
@@ -164,8 +163,7 @@ def _load_model(model_dir: Path, mdata):
     if not config.exists():
         msg = f"{model_dir} holds no saved mdlprob model (no config.json)."
         raise typer.BadParameter(msg)
-    cls = getattr(models, json.loads(config.read_text())["model_class"])
-    return cls.load(model_dir, mdata)
+    return models.get_model(json.loads(config.read_text())["model_class"]).cls.load(model_dir, mdata)
 
 
 @app.command()
@@ -191,8 +189,8 @@ def fit(
     likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed. Default: the registration saved in DATA (setup_mudata before writing it).")] = [],  # noqa: B006
     layer: Annotated[list[str], typer.Option(metavar="MODALITY=LAYER", help="Where values are when not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
-    model: Annotated[str, typer.Option(help="poe (PoEVAE), mopoe (MoPoEVAE), moe (MoEVAE) or factor (FactorModel).")] = "poe",
-    n_latent: Annotated[int, typer.Option(help="Latent dimension (number of factors for --model factor).")] = 16,
+    model: Annotated[str, typer.Option(help="A registered model, by alias or class name: poe (PoEVAE), mopoe, moe, factor, graph, ... (an unknown name lists them all).")] = "poe",
+    n_latent: Annotated[int, typer.Option(help="Latent dimension (the number of factors of --model factor).")] = 16,
     n_hidden: Annotated[int, typer.Option(help="Hidden layer width.")] = 128,
     max_epochs: Annotated[int, typer.Option(help="Training epochs (0 = automatic: min(400, 8e6 / n_obs), with early stopping).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Observations per step.")] = 256,
@@ -217,9 +215,10 @@ def fit(
     import mdlprob
 
     _setup_logging()
-    if model not in _MODELS:
-        msg = f"Expected --model to be one of {sorted(_MODELS)}, got {model!r}."
-        raise typer.BadParameter(msg)
+    try:
+        model_cls = mdlprob.models.get_model(model).cls
+    except ValueError as err:
+        raise typer.BadParameter(str(err).replace("Expected a registered", "Expected --model to be a registered")) from None
     checkpoint = out / "checkpoint"
     interrupted = out.is_dir() and not (out / "config.json").exists() and (checkpoint / "checkpoint.pt").exists()
     if resume and not interrupted:
@@ -247,8 +246,7 @@ def fit(
         msg = (f"Give --likelihood MODALITY=LIKELIHOOD for each modality to model (the file has {', '.join(mdata.mod)}), "
                "or register them with mdlprob.data.setup_mudata before writing the file.")
         raise typer.BadParameter(msg)
-    size = {"n_factors" if model == "factor" else "n_latent": n_latent}
-    fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_hidden=n_hidden, **size)
+    fitted = model_cls(mdata, n_latent=n_latent, n_hidden=n_hidden)
     created = not out.exists()
     try:
         fitted.train(max_epochs=max_epochs or None, batch_size=batch_size, lr=lr,

@@ -1,4 +1,4 @@
-"""Multimodal latent-variable models."""
+"""Multimodal latent-variable models; :func:`all_models` lists the registered ones."""
 
 from __future__ import annotations
 
@@ -8,5 +8,17 @@ from ._graph_poe_vae import GraphPoEVAE
 from ._moe_vae import MoEVAE
 from ._mopoe_vae import MoPoEVAE
 from ._poe_vae import PoEVAE
+from ._registry import ModelInfo, all_models, get_model, register_model
 
-__all__ = ["Ensemble", "FactorModel", "GraphPoEVAE", "MoEVAE", "MoPoEVAE", "PoEVAE"]
+__all__ = [
+    "Ensemble",
+    "FactorModel",
+    "GraphPoEVAE",
+    "MoEVAE",
+    "MoPoEVAE",
+    "ModelInfo",
+    "PoEVAE",
+    "all_models",
+    "get_model",
+    "register_model",
+]

@@ -68,15 +68,14 @@ class Ensemble:
 
     def __init__(self, model_cls: type[BaseModel] | str, mdata: md.MuData | None, *, n_models: int = 5,
                  **model_kwargs: Any) -> None:
-        from . import __all__ as names
+        from ._registry import all_models
 
         if isinstance(model_cls, str):
-            if model_cls not in names or model_cls == "Ensemble":
-                msg = f"Expected model_cls to name a model of mdlprob.models {[n for n in names if n != 'Ensemble']}, got {model_cls!r}."
+            registered = all_models()
+            if model_cls not in registered:
+                msg = f"Expected model_cls to name a model of mdlprob.models {list(registered)}, got {model_cls!r}."
                 raise ValueError(msg)
-            from .. import models
-
-            model_cls = getattr(models, model_cls)
+            model_cls = registered[model_cls].cls
         if not (isinstance(model_cls, type) and issubclass(model_cls, BaseModel)):
             msg = f"Expected model_cls to be an mdlprob model class, got {model_cls!r}."
             raise TypeError(msg)

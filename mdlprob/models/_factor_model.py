@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..base import BaseModel
 from ..base._validate import check_int
 from ..distributions import LIKELIHOODS
 from ._poe_vae import _PoEVAEModule
+from ._registry import register_model
 
 #: Shape and rate of the Gamma prior on every ARD precision.
 _ARD_A, _ARD_B = 1e-3, 1e-3
@@ -101,6 +103,7 @@ class _FactorModelModule(_PoEVAEModule):
         pyro.factor("ard_prior", self.log_prior() * (n / self.n_obs))
 
 
+@register_model(alias="factor")
 class FactorModel(BaseModel):
     r"""Linear multimodal factor model with sparse (ARD) loadings, robust to absent modalities.
 
@@ -136,14 +139,16 @@ class FactorModel(BaseModel):
     ----------
     mdata
         Data registered with :func:`mdlprob.data.setup_mudata`.
-    n_factors
-        Number of factors :math:`K` (the latent dimension, ``n_latent``).
+    n_latent
+        Number of factors :math:`K` (the latent dimension).
     n_hidden
         Width of the hidden layers of every encoder (decoders are linear).
     n_layers
         Number of hidden layers of every encoder.
     dropout
         Dropout rate in the encoders' hidden layers.
+    n_factors
+        Deprecated name of ``n_latent`` (a :class:`FutureWarning`; it will be removed).
 
     Notes
     -----
@@ -156,7 +161,7 @@ class FactorModel(BaseModel):
     >>> from mdlprob.models._factor_model import FactorModel
     >>> mdata = mdlprob.datasets.synthetic(200, modalities=("rna", "protein"), missing={"protein": 0.3})
     >>> mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb"})
-    >>> model = FactorModel(mdata, n_factors=5)
+    >>> model = FactorModel(mdata, n_latent=5)
     >>> model.train(max_epochs=2, progress_bar=False)
     >>> model.loadings("protein").shape
     (30, 5)
@@ -174,12 +179,17 @@ class FactorModel(BaseModel):
     _module_cls = _FactorModelModule
 
     def __init__(
-        self, mdata: md.MuData, *, n_factors: int = 10, n_hidden: int = 128, n_layers: int = 1, dropout: float = 0.0
+        self, mdata: md.MuData, *, n_latent: int = 10, n_hidden: int = 128, n_layers: int = 1, dropout: float = 0.0,
+        n_factors: int | None = None,
     ) -> None:
-        check_int("n_factors", n_factors, minimum=1)
+        if n_factors is not None:
+            warnings.warn("FactorModel(n_factors=...) is deprecated; pass n_latent=... (the same number of factors), "
+                          "as for every mdlprob model.", FutureWarning, stacklevel=2)
+            check_int("n_factors", n_factors, minimum=1)
+            n_latent = n_factors
         n_obs = int(mdata.n_obs) if isinstance(mdata, md.MuData) else 1
         super().__init__(
-            mdata, n_latent=n_factors, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, n_obs=max(n_obs, 1)
+            mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, n_obs=max(n_obs, 1)
         )
 
     @property

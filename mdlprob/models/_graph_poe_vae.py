@@ -22,6 +22,7 @@ from ..exceptions import ModelFileError, NotTrainedError
 from ..nn import GraphGaussianEncoder, product_of_experts
 from ..nn._graph import CONVS, available
 from ._poe_vae import _PoEVAEModule
+from ._registry import register_model
 
 logger = logging.getLogger(__name__)
 _GRAPH_FILE = "graph.npz"
@@ -76,6 +77,7 @@ class _GraphPoEVAEModule(_PoEVAEModule):
             yield name, use.any(-1), q_mean, q_var
 
 
+@register_model(alias="graph", sample_graph=True)
 class GraphPoEVAE(BaseModel):
     r"""Product-of-experts VAE whose per-modality experts are graph neural networks over observations.
 

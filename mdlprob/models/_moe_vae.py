@@ -18,6 +18,7 @@ from torch.distributions import constraints
 from ..base import BaseModel
 from ..base._mixture import MixturePosteriorModule, mixture_log_prob
 from ..base._validate import check_int
+from ._registry import register_model
 
 ESTIMATORS = ("elbo", "iwae", "dreg")
 
@@ -161,6 +162,7 @@ class _MoEVAEModule(MixturePosteriorModule):
                     pyro.sample(f"z_{m}", _StratumPosterior(means, variances, weights, j))
 
 
+@register_model(alias="moe", image_experts=True)
 class MoEVAE(BaseModel):
     r"""Multimodal VAE whose posterior is a mixture of unimodal experts (MMVAE).
 

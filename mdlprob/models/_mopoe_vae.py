@@ -16,6 +16,7 @@ from torch import Tensor
 from ..base import BaseModel
 from ..base._mixture import MixturePosteriorModule
 from ..nn import product_of_experts
+from ._registry import register_model
 
 
 class _MoPoEVAEModule(MixturePosteriorModule):
@@ -115,6 +116,7 @@ class _MoPoEVAEModule(MixturePosteriorModule):
             pyro.sample("z", pdist.Normal(q_mean, q_var.sqrt()).to_event(1))
 
 
+@register_model(alias="mopoe", image_experts=True)
 class MoPoEVAE(BaseModel):
     r"""Multimodal VAE whose posterior is a mixture of products of experts over subsets of modalities.
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..base import BaseModel, MultimodalVAEModule
 from ..nn import product_of_experts
+from ._registry import register_model
 
 
 class _PoEVAEModule(MultimodalVAEModule):
@@ -97,6 +98,7 @@ class _PoEVAEModule(MultimodalVAEModule):
                     pyro.sample(f"z_{name}", pdist.Normal(q_mean, q_var.sqrt()).to_event(1))
 
 
+@register_model(alias="poe", image_experts=True)
 class PoEVAE(BaseModel):
     r"""Multimodal VAE whose posterior is a product of Gaussian experts, robust to absent modalities.
 

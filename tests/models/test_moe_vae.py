@@ -6,7 +6,6 @@ import torch
 from pyro import poutine
 
 from mdlprob.models import MoEVAE
-from mdlprob.testing import check_model
 
 
 def _full_batch(model, mdata):
@@ -17,10 +16,6 @@ def _grads(module, loss) -> dict[str, torch.Tensor]:
     module.zero_grad(set_to_none=True)
     loss.backward()
     return {k: p.grad.clone() for k, p in module.named_parameters() if p.grad is not None}
-
-
-def test_model_contract(mdata):
-    check_model(MoEVAE, mdata, n_latent=4, n_hidden=16)
 
 
 def test_fast_loss_equals_the_pyro_elbo(mdata):
