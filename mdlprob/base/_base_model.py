@@ -31,7 +31,7 @@ from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, l
 from ..train._checkpoint import Checkpointer
 from ._base_module import MultimodalVAEModule
 from ._calibration import CALIBRATABLE, fit_scales, interpolated_quantile, widen
-from ._validate import check_float, check_int, check_subset, resolve_device
+from ._validate import check_float, check_int, check_subset, renamed, resolve_device
 
 LATENT_KEY = "X_mdlprob"
 logger = logging.getLogger(__name__)
@@ -611,8 +611,8 @@ class BaseModel:
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
-               importance: int | None = None, batch_size: int | None = None,
-               allow_unobserved: bool = False) -> ad.AnnData:
+               n_proposals: int | None = None, batch_size: int | None = None,
+               allow_unobserved: bool = False, importance: int | None = None) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -636,13 +636,14 @@ class BaseModel:
             cover too much through ties, these are calibrated (score them with
             ``mdlprob.metrics.interval_coverage(..., discrete=True)``; round them when integer
             bounds are needed).
-        importance
-            Number of proposals for sampling-importance-resampling from the model's exact
-            posterior :math:`p(z \\mid x_{\\text{given}})` with the encoder as proposal (see
-            :meth:`MultimodalVAEModule.sample_model_posterior`); 0 uses the encoder's
-            posterior directly. Default: the model's ``default_importance`` times
-            ``n_samples`` (0 for product-of-experts posteriors, 4 for mixtures, whose
-            intervals are otherwise too wide in the centre).
+        n_proposals
+            Encoder proposals per observation for sampling-importance-resampling from the
+            model's exact posterior :math:`p(z \\mid x_{\\text{given}})` (see
+            :meth:`MultimodalVAEModule.sample_model_posterior`; the ``n_samples`` draws are
+            resampled from them); 0 uses the encoder's posterior directly. Default: the
+            model's ``default_importance`` times ``n_samples`` (0 for product-of-experts
+            posteriors, 4 for mixtures, whose intervals are otherwise too wide in the centre).
+            The same count as :meth:`refit_noise`'s ``n_proposals``.
         batch_size
             Observations per internal batch. Default: as many as keep the widest tensor of
             draws near ``DRAW_BUDGET`` (4M) values, so memory is bounded, whatever ``n_obs``;
@@ -650,6 +651,8 @@ class BaseModel:
         allow_unobserved
             Impute a modality that no training observation had (its decoder never saw
             data: the result is the untrained decoder's output) with a warning instead of an error.
+        importance
+            Deprecated name of ``n_proposals`` (a :class:`FutureWarning`).
 
         Returns
         -------
@@ -667,12 +670,13 @@ class BaseModel:
         use = self._use_mask(given)
         tensors = self.tensors(mdata)
         lik = self.module.likelihoods[modality]
-        importance = self._importance(importance, n_samples)
+        n_proposals = self._importance(renamed("n_proposals", n_proposals, "importance", importance, owner="impute"),
+                                       n_samples)
         batches = ((lik.mean(params).mean(0), draws)
-                   for params, draws in self._predictive(tensors, modality, use, n_samples, importance, batch_size))
+                   for params, draws in self._predictive(tensors, modality, use, n_samples, n_proposals, batch_size))
         result = self._imputation(mdata, tensors, modality, batches, qs)
         result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
-                                        "n_samples": n_samples, "quantiles": qs, "importance": importance}
+                                        "n_samples": n_samples, "quantiles": qs, "n_proposals": n_proposals}
         if (~tensors.presence[:, use.cpu()].any(1)).any():
             warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
                           DataWarning, stacklevel=2)
@@ -725,8 +729,9 @@ class BaseModel:
 
     @torch.no_grad()
     def sample_predictive(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
-                          n_samples: int = 100, importance: int | None = None,
-                          batch_size: int | None = None, allow_unobserved: bool = False) -> np.ndarray:
+                          n_samples: int = 100, n_proposals: int | None = None,
+                          batch_size: int | None = None, allow_unobserved: bool = False,
+                          importance: int | None = None) -> np.ndarray:
         """Draws from the posterior predictive distribution of ``modality``, as :meth:`impute` uses.
 
         Parameters are those of :meth:`impute`. Score them with
@@ -740,9 +745,10 @@ class BaseModel:
         self._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=1)
         tensors = self.tensors(mdata)
-        importance = self._importance(importance, n_samples)
+        n_proposals = self._importance(
+            renamed("n_proposals", n_proposals, "importance", importance, owner="sample_predictive"), n_samples)
         chunks = [d.cpu() for _, d in self._predictive(tensors, modality, self._use_mask(given), n_samples,
-                                                       importance, batch_size)]
+                                                       n_proposals, batch_size)]
         return torch.cat(chunks, dim=1).numpy()
 
     @torch.no_grad()
@@ -828,11 +834,11 @@ class BaseModel:
         held_out[torch.as_tensor(self.val_indices_)] = True
         return tensors, held_out
 
-    def _importance(self, importance: int | None, n_samples: int) -> int:
-        if importance is None:
+    def _importance(self, n_proposals: int | None, n_samples: int) -> int:
+        if n_proposals is None:
             return self.default_importance * n_samples
-        check_int("importance", importance, minimum=0)
-        return importance
+        check_int("n_proposals", n_proposals, minimum=0)
+        return n_proposals
 
     def _predictive(self, tensors: MultimodalTensors, modality: str, use: Tensor, n_samples: int,
                     importance: int, batch_size: int | None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -57,3 +58,17 @@ def check_subset(name: str, value: Sequence[str] | None, allowed: Sequence[str])
         msg = f"Expected {name} to be a non-empty list of registered modalities {list(allowed)}, got {list(value)!r}."
         raise ValueError(msg)
     return list(value)
+
+
+def renamed(new: str, value, old: str, old_value, *, owner: str):
+    """``value``, or ``old_value`` passed under the deprecated keyword ``old`` (a FutureWarning).
+
+    Passing both is a TypeError. ``owner`` names the function in the warning (``"impute"``).
+    """
+    if old_value is None:
+        return value
+    if value is not None:
+        msg = f"{owner}() got both {new}= and its deprecated name {old}=; pass {new}= only."
+        raise TypeError(msg)
+    warnings.warn(f"{owner}({old}=...) is deprecated; pass {new}=... (the same value).", FutureWarning, stacklevel=3)
+    return old_value

@@ -17,7 +17,7 @@ from .._io import atomic_dir
 from .._settings import settings
 from ..base import BaseModel
 from ..base._base_model import _read_config
-from ..base._validate import check_float, check_int
+from ..base._validate import check_float, check_int, renamed
 from ..exceptions import ModelFileError, NotTrainedError
 
 _CONFIG = "ensemble.json"
@@ -120,13 +120,18 @@ class Ensemble:
             raise NotTrainedError(msg)
 
     def sample_predictive(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
-                          n_samples: int = 100, importance: int | None = None,
-                          batch_size: int | None = None, allow_unobserved: bool = False) -> np.ndarray:
-        """Draws ``(n_samples, n_obs, n_vars)`` from the mixture: an equal share from each member."""
+                          n_samples: int = 100, n_proposals: int | None = None,
+                          batch_size: int | None = None, allow_unobserved: bool = False,
+                          importance: int | None = None) -> np.ndarray:
+        """Draws ``(n_samples, n_obs, n_vars)`` from the mixture: an equal share from each member.
+
+        ``importance`` is the deprecated name of ``n_proposals``.
+        """
         self._check()
+        n_proposals = renamed("n_proposals", n_proposals, "importance", importance, owner="sample_predictive")
         check_int("n_samples", n_samples, minimum=1)
         share = math.ceil(n_samples / len(self.members_))
-        draws = [m.sample_predictive(mdata, modality, given=given, n_samples=share, importance=importance,
+        draws = [m.sample_predictive(mdata, modality, given=given, n_samples=share, n_proposals=n_proposals,
                                      batch_size=batch_size, allow_unobserved=allow_unobserved) for m in self.members_]
         return self._spread(modality, torch.as_tensor(np.concatenate(draws, axis=0))).numpy()[:n_samples]
 
@@ -141,14 +146,17 @@ class Ensemble:
 
     @torch.no_grad()
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None, n_samples: int = 100,
-               quantiles: Sequence[float] = (0.05, 0.5, 0.95), importance: int | None = None,
-               batch_size: int | None = None, allow_unobserved: bool = False) -> ad.AnnData:
+               quantiles: Sequence[float] = (0.05, 0.5, 0.95), n_proposals: int | None = None,
+               batch_size: int | None = None, allow_unobserved: bool = False,
+               importance: int | None = None) -> ad.AnnData:
         """The mixture's predictive distribution of ``modality``, laid out as the models' ``impute``.
 
         ``mean`` averages the members' predictive means; ``std`` and the quantiles are those of
-        the pooled draws (``n_samples`` in all, an equal share per member).
+        the pooled draws (``n_samples`` in all, an equal share per member). ``importance`` is the
+        deprecated name of ``n_proposals``.
         """
         self._check()
+        n_proposals = renamed("n_proposals", n_proposals, "importance", importance, owner="impute")
         first = self.members_[0]
         first._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=2)
@@ -156,9 +164,9 @@ class Ensemble:
         share = max(2, math.ceil(n_samples / len(self.members_)))
         tensors = first.tensors(mdata)
         if batch_size is None:  # every member walks the same batches: the smallest bound
-            batch_size = min(m._draw_batch_size(max(share, m._importance(importance, share)), modality,
-                                                m._importance(importance, share) > 0) for m in self.members_)
-        streams = [m._predictive(tensors, modality, m._use_mask(given), share, m._importance(importance, share), batch_size)
+            batch_size = min(m._draw_batch_size(max(share, m._importance(n_proposals, share)), modality,
+                                                m._importance(n_proposals, share) > 0) for m in self.members_)
+        streams = [m._predictive(tensors, modality, m._use_mask(given), share, m._importance(n_proposals, share), batch_size)
                    for m in self.members_]
         batches = ((torch.stack([m.module.likelihoods[modality].mean(p).mean(0) for m, (p, _) in zip(self.members_, parts,
                                                                                                       strict=True)]).mean(0),

@@ -169,3 +169,19 @@ def test_a_given_validation_split_is_used_and_checked(mdata):
     for bad in ([1, 1], [mdata.n_obs], list(range(mdata.n_obs))):
         with pytest.raises(ValueError, match="validation_indices to be distinct positions"):
             model.train(max_epochs=1, validation_indices=bad, progress_bar=False)
+
+
+def test_importance_is_a_deprecated_name_of_n_proposals(trained, mdata):
+    mdlprob.settings.seed = 3
+    new = trained.sample_predictive(mdata, "protein", n_samples=4, n_proposals=8)
+    mdlprob.settings.seed = 3
+    with pytest.warns(FutureWarning, match=r"sample_predictive\(importance=...\) is deprecated; pass n_proposals"):
+        old = trained.sample_predictive(mdata, "protein", n_samples=4, importance=8)
+    np.testing.assert_array_equal(new, old)
+    with pytest.warns(FutureWarning, match="impute"):
+        imp = trained.impute(mdata, "protein", n_samples=4, importance=8)
+    assert imp.uns["mdlprob_impute"]["n_proposals"] == 8
+    with pytest.raises(TypeError, match="both n_proposals= and its deprecated name importance="):
+        trained.impute(mdata, "protein", n_samples=4, n_proposals=8, importance=8)
+    with pytest.raises(ValueError, match="n_proposals"):
+        trained.impute(mdata, "protein", n_samples=4, n_proposals=-1)
