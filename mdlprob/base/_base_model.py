@@ -30,7 +30,7 @@ from ..exceptions import DataWarning, ModelFileError, NotTrainedError, Registrat
 from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, launched_by_torchrun
 from ..train._checkpoint import Checkpointer
 from ._base_module import MultimodalVAEModule
-from ._calibration import CALIBRATABLE, fit_scales, interpolated_quantile, widen
+from ._calibration import calibratable, fit_scales, interpolated_quantile, widen
 from ._validate import check_float, check_int, check_subset, renamed, resolve_device
 
 LATENT_KEY = "X_mdlprob"
@@ -785,7 +785,7 @@ class BaseModel:
         check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
         check_int("n_samples", n_samples, minimum=10)
         tensors, held_out = self._calibration_rows(mdata)
-        names = [m for m in self.modalities if self.registry_["modalities"][m]["likelihood"] in CALIBRATABLE]
+        names = [m for m in self.modalities if calibratable(self.registry_["modalities"][m]["likelihood"])]
         chosen = names if modalities is None else check_subset("modalities", modalities, names)
         saved, self.interval_scale_ = self.interval_scale_, {}  # calibrate the model's own spread
 

@@ -29,8 +29,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-#: Likelihoods whose draws can be spread: continuous or counts (binary and mixed tables cannot).
-CALIBRATABLE = ("nb", "zinb", "poisson", "gaussian", "gaussian_global", "laplace", "beta")
+from ..distributions import LIKELIHOODS
+
+
+def calibratable(likelihood: str) -> bool:
+    """Whether draws of ``likelihood`` can be spread: continuous or counts (binary and mixed tables cannot)."""
+    return LIKELIHOODS[likelihood].calibratable
 
 
 def conformal_scale(truth: Tensor, draws: Tensor, observed: Tensor, *, level: float, discrete: bool,
@@ -75,12 +79,7 @@ def widen(draws: Tensor, scale: float | list[float], likelihood: str) -> Tensor:
     feature), kept in the likelihood's support."""
     med = draws.median(dim=0, keepdim=True).values
     factor = torch.as_tensor(scale, dtype=draws.dtype, device=draws.device)
-    out = med + factor * (draws - med)
-    if likelihood in ("nb", "zinb", "poisson"):
-        return out.clamp_min(0.0)
-    if likelihood == "beta":
-        return out.clamp(1e-6, 1.0 - 1e-6)
-    return out
+    return LIKELIHOODS[likelihood].to_support(med + factor * (draws - med))
 
 
 def interpolated_quantile(sorted_draws: Tensor, q: float) -> Tensor:

@@ -12,8 +12,7 @@ import numpy as np
 
 from .. import datasets
 from ..data import make_mudata
-
-COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
+from ..distributions import LIKELIHOODS
 
 
 @dataclass
@@ -49,7 +48,7 @@ class BenchData:
 
     def is_count(self, modality: str) -> bool:
         """Whether ``modality`` holds counts (scored on log1p values)."""
-        return self.likelihoods[modality] in COUNT_LIKELIHOODS
+        return LIKELIHOODS[self.likelihoods[modality]].is_count
 
 
 def _synthetic(*, seed: int, data_dir: Any = None, n_obs: int = 300, n_rna: int = 100,

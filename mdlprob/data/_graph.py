@@ -14,7 +14,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from ._setup import COUNT_LIKELIHOODS, get_registry
+from ..distributions import LIKELIHOODS
+from ._setup import get_registry
 from ._tensors import MultimodalTensors, tensors_from_mudata
 
 GRAPH_KEY = "mdlprob_graph"
@@ -53,7 +54,7 @@ class MaskedEmbedding:
         for m, lik in likelihoods.items():
             j = order.index(m)
             rows = tensors.presence[:, j].numpy()
-            count = np.array(lik in COUNT_LIKELIHOODS)
+            count = np.array(LIKELIHOODS[lik].is_count)
             vals = _prepare(tensors, m, rows, count)
             with warnings.catch_warnings():  # all-NaN features (or no present row) give NaN, set below
                 warnings.simplefilter("ignore", RuntimeWarning)

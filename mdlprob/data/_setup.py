@@ -21,7 +21,6 @@ REGISTRY_KEY = "mdlprob"
 #: Key of a modality's ``uns`` holding ``(C, H, W)`` when its features are flattened image pixels.
 IMAGE_SHAPE_KEY = "image_shape"
 _MIN_IMAGE_SIDE = 8
-COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
 _MAX_AUTO_CATEGORIES = 10
 
 
@@ -147,28 +146,31 @@ def setup_mudata(
         if lik not in LIKELIHOODS:
             msg = f"Unknown likelihood {lik!r} for modality {mod!r}; expected one of {sorted(LIKELIHOODS)}."
             raise ValueError(msg)
+        lik_cls = LIKELIHOODS[lik]
         if mod not in mdata.mod:
             msg = f"Modality {mod!r} is not in the MuData; it has {list(mdata.mod)}."
             raise KeyError(msg)
-        if lik != "mixed" and mod in column_types:
-            msg = f"column_types is only for 'mixed' modalities, but {mod!r} has likelihood {lik!r}."
+        if not lik_cls.is_table and mod in column_types:
+            tables = [n for n, c in LIKELIHOODS.items() if c.is_table]
+            msg = f"column_types is only for table modalities ({tables}), but {mod!r} has likelihood {lik!r}."
             raise ValueError(msg)
         adata = mdata.mod[mod]
         check_unique_names(adata, mod)
         X = get_matrix(adata, layer.get(mod), mod)
         entry: dict[str, Any] = {"likelihood": lik, "layer": layer.get(mod, ""), "n_vars": int(adata.n_vars)}
         check_values(X, mod, lik)
-        if lik == "mixed":
+        if lik_cls.is_table:
             types, n_cat = _column_types(adata, X, column_types.get(mod, {}), mod)
             entry["column_types"], entry["n_categories"] = types, n_cat
             labels = adata.uns.get("categories", {})
             entry["categories"] = {str(c): [str(v) for v in labels[c]] for c, kind in zip(adata.var_names, types, strict=True)
                                    if kind == "categorical" and c in labels}
-        if lik in COUNT_LIKELIHOODS and IMAGE_SHAPE_KEY not in adata.uns:
+        if lik_cls.is_count and IMAGE_SHAPE_KEY not in adata.uns:
             entry["library"] = _check_bool("library_size", library_size)
         if IMAGE_SHAPE_KEY in adata.uns:
-            if lik == "mixed":
-                msg = f"Modality {mod!r} is an image (uns['{IMAGE_SHAPE_KEY}']) but has likelihood 'mixed'; use gaussian, laplace, beta or bernoulli."
+            if not lik_cls.allows_images:
+                allowed = ", ".join(n for n, c in LIKELIHOODS.items() if c.allows_images)
+                msg = f"Modality {mod!r} is an image (uns['{IMAGE_SHAPE_KEY}']) but has likelihood {lik!r}; use one of {allowed}."
                 raise ValueError(msg)
             entry[IMAGE_SHAPE_KEY] = _image_shape(adata.uns[IMAGE_SHAPE_KEY], adata.n_vars, mod)
         else:  # constant pixels (background) are normal in images, constant genes are not
@@ -195,7 +197,7 @@ def setup_mudata(
                                      "strength": float(feature_graph_strength)}
         for mod in {e[0] for e in registry["feature_graph"]["edges"]} | {e[2] for e in registry["feature_graph"]["edges"]}:
             entry = registry["modalities"][mod]
-            if entry["likelihood"] == "mixed" or IMAGE_SHAPE_KEY in entry:
+            if LIKELIHOODS[entry["likelihood"]].is_table or IMAGE_SHAPE_KEY in entry:
                 msg = f"feature_graph links modality {mod!r}, but only vector modalities with a single-family likelihood can be linked (not mixed tables or images)."
                 raise ValueError(msg)
     mdata.uns[REGISTRY_KEY] = registry
@@ -339,19 +341,7 @@ def check_values(X, mod: str, lik: str) -> None:
             msg = f"Modality {mod!r} contains inf values; replace them (NaN marks a missing entry)."
             raise ValueError(msg)
         finite = vals[~np.isnan(vals)]
-    if lik in COUNT_LIKELIHOODS:
-        if finite.size and finite.min() < 0:
-            msg = f"Modality {mod!r} has negative values (min {finite.min()}), but likelihood {lik!r} needs counts >= 0."
-            raise ValueError(msg)
-        if finite.size and not np.array_equal(finite, np.round(finite)):
-            msg = (
-                f"Modality {mod!r} has non-integer values, but likelihood {lik!r} needs raw counts. "
-                f"Pass the raw counts (e.g. layer={{'{mod}': 'counts'}}) or use likelihood 'gaussian' for normalised data."
-            )
-            raise ValueError(msg)
-    if lik == "bernoulli" and finite.size and not np.isin(finite, (0, 1)).all():
-        msg = f"Modality {mod!r} has values other than 0/1, but likelihood 'bernoulli' needs binary data."
-        raise ValueError(msg)
+    LIKELIHOODS[lik].check_values(finite, mod)  # the likelihood owns its support
 
 
 def _column_types(adata, X, override: Mapping[str, str], mod: str) -> tuple[list[str], list[int]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Likelihood
+from ._base import LIKELIHOODS, Likelihood, get_likelihood, register_likelihood
 from ._bernoulli import Bernoulli
 from ._beta import Beta
 from ._gaussian import Gaussian
@@ -12,13 +12,6 @@ from ._mixed import Mixed
 from ._negative_binomial import NegativeBinomial
 from ._poisson import Poisson
 from ._zinb import ZeroInflatedNegativeBinomial
-
-#: Likelihood classes by the name used in ``setup_mudata(likelihoods=...)``.
-LIKELIHOODS: dict[str, type[Likelihood]] = {
-    cls.name: cls for cls in (
-        NegativeBinomial, ZeroInflatedNegativeBinomial, Poisson, Gaussian, GaussianGlobal, Bernoulli, Mixed, Laplace, Beta,
-    )
-}
 
 __all__ = [
     "LIKELIHOODS",
@@ -32,4 +25,6 @@ __all__ = [
     "NegativeBinomial",
     "Poisson",
     "ZeroInflatedNegativeBinomial",
+    "get_likelihood",
+    "register_likelihood",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -40,9 +41,52 @@ class Likelihood(nn.Module):
     is_count: ClassVar[bool] = False
     #: Whether values are integers, so that predictive quantiles use the continuous extension.
     is_discrete: ClassVar[bool] = False
-    #: Attribute holding the head of the main natural parameter (one value per feature); a
-    #: feature guidance graph replaces it by a head tied to the graph's feature embeddings.
+    #: Attribute holding the linear head of the main natural parameter (one row per feature
+    #: for single-family likelihoods): a feature guidance graph replaces it by a head tied to
+    #: the graph's feature embeddings, and :class:`~mdlprob.models.FactorModel` reads its
+    #: loadings from it.
     main_head: ClassVar[str] = ""
+    #: Closed bounds of the values (checked by :meth:`check_values`; ``inf`` for none).
+    support: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
+    #: What valid values are, for error messages ("binary 0/1 values").
+    expects: ClassVar[str] = "finite values"
+    #: Whether the modality is a table of typed columns (``setup_mudata(column_types=...)``).
+    is_table: ClassVar[bool] = False
+    #: Whether an image modality (``uns["image_shape"]``) may use this likelihood.
+    allows_images: ClassVar[bool] = True
+    #: Whether predictive draws can be spread by ``calibrate_intervals`` (continuous or counts).
+    calibratable: ClassVar[bool] = True
+
+    @classmethod
+    def check_values(cls, values: np.ndarray, modality: str | None = None) -> None:
+        """Raise a ValueError naming ``modality`` when finite ``values`` leave :attr:`support` (or
+        are not integers for an :attr:`is_discrete` likelihood). NaN (missing entries) is ignored."""
+        vals = np.asarray(values, dtype=np.float64).ravel()
+        vals = vals[~np.isnan(vals)]
+        if not vals.size:
+            return
+        where = f"Modality {modality!r}" if modality is not None else "The data"
+        lo, hi = cls.support
+        below, above = int((vals < lo).sum()), int((vals > hi).sum())
+        problem = None
+        if below:
+            what = "negative value(s)" if lo == 0 else f"value(s) below {lo:g}"
+            problem = f"has {below} {what} (min {vals.min():.4g})"
+        elif above:
+            problem = f"has {above} value(s) above {hi:g} (max {vals.max():.4g})"
+        elif cls.is_discrete and not np.array_equal(vals, np.round(vals)):
+            problem = "has non-integer values"
+        if problem is not None:
+            msg = f"{where} {problem}, but likelihood {cls.name!r} needs {cls.expects}."
+            raise ValueError(msg)
+
+    @classmethod
+    def to_support(cls, x: Tensor) -> Tensor:
+        """``x`` clamped into :attr:`support` (e.g. predictive draws after widening)."""
+        lo, hi = cls.support
+        if math.isinf(lo) and math.isinf(hi):
+            return x
+        return x.clamp(None if math.isinf(lo) else lo, None if math.isinf(hi) else hi)
 
     def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False,
                  image_shape: tuple[int, int, int] | None = None) -> None:
@@ -154,3 +198,36 @@ def nan_mean(x: np.ndarray) -> np.ndarray:
     finite = ~np.isnan(x)
     n = np.maximum(finite.sum(0), 1)
     return np.where(finite, x, 0.0).sum(0) / n
+
+
+#: Likelihood classes by the name used in ``setup_mudata(likelihoods=...)``: the registry that
+#: the data layer, the models, the CLI help and the contract test read.
+LIKELIHOODS: dict[str, type[Likelihood]] = {}
+
+_L = TypeVar("_L", bound=type)
+
+
+def register_likelihood(cls: _L) -> _L:
+    """Class decorator adding a :class:`Likelihood` subclass to :data:`LIKELIHOODS` under its ``name``.
+
+    Registering is all a new likelihood needs: :func:`~mdlprob.data.setup_mudata` then accepts
+    its name, validates values with its :meth:`~Likelihood.check_values`, and every model
+    builds it. Run :func:`mdlprob.testing.check_likelihood` on it in its test.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Likelihood)) or not cls.name:
+        msg = f"register_likelihood decorates Likelihood subclasses with a non-empty name, got {cls!r}."
+        raise TypeError(msg)
+    known = LIKELIHOODS.get(cls.name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        msg = f"Likelihood name {cls.name!r} is already registered for {known.__name__}; choose another name."
+        raise ValueError(msg)
+    LIKELIHOODS[cls.name] = cls
+    return cls
+
+
+def get_likelihood(name: str) -> type[Likelihood]:
+    """The registered likelihood class called ``name`` (a clear ValueError listing them otherwise)."""
+    if name not in LIKELIHOODS:
+        msg = f"Unknown likelihood {name!r}; expected one of {sorted(LIKELIHOODS)}."
+        raise ValueError(msg)
+    return LIKELIHOODS[name]

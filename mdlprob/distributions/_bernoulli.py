@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import Likelihood, nan_mean
+from ._base import Likelihood, nan_mean, register_likelihood
 
 
+@register_likelihood
 class Bernoulli(Likelihood):
     r"""Binary features with decoded logits.
 
@@ -20,6 +21,9 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
     main_head = "logit_head"
     is_discrete = True
+    support = (0.0, 1.0)
+    expects = "binary 0/1 values"
+    calibratable = False
 
     def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
         super().__init__(n_vars, n_hidden, **kwargs)

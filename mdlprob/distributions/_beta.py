@@ -7,7 +7,7 @@ import pyro.distributions as pdist
 import torch
 from torch import Tensor, nn
 
-from ._base import Likelihood, nan_mean
+from ._base import Likelihood, nan_mean, register_likelihood
 
 #: Values are clamped to ``[EPS, 1 - EPS]`` before the density is evaluated.
 EPS = 1e-3
@@ -15,6 +15,7 @@ _MIN_CONCENTRATION, _MAX_CONCENTRATION, _DEFAULT_CONCENTRATION = 2.0, 1e3, 10.0
 _MIN_SHAPE = 1e-6
 
 
+@register_likelihood
 class Beta(Likelihood):
     r"""Beta with a decoded mean and a learned per-feature concentration, for values in [0, 1].
 
@@ -30,11 +31,13 @@ class Beta(Likelihood):
     density is 0 or infinite. :meth:`log_prob` and :meth:`pyro_observe` therefore clamp
     the data to ``[1e-3, 1 - 1e-3]`` (:data:`EPS`): a value of 0 is scored as 0.001, the
     likelihood of the interval of intensities that round to it. Samples and means stay
-    in the open interval. Values outside [0, 1] raise a ``ValueError`` in :meth:`set_stats`.
+    in the open interval. Values outside [0, 1] raise a ``ValueError`` (:meth:`check_values`).
     """
 
     name = "beta"
     main_head = "logit_head"
+    support = (0.0, 1.0)
+    expects = "values in [0, 1]: rescale the data or use 'gaussian'"
 
     def __init__(self, n_vars: int, n_hidden: int, **kwargs) -> None:
         super().__init__(n_vars, n_hidden, **kwargs)
@@ -48,11 +51,7 @@ class Beta(Likelihood):
         ``[2, 1000]``, under-states the conditional one, a safe start.
         """
         x = np.asarray(x, dtype=np.float64)
-        bad = ~np.isnan(x) & ((x < 0.0) | (x > 1.0))
-        if bad.any():
-            msg = (f"The beta likelihood needs values in [0, 1], got {int(bad.sum())} value(s) outside "
-                   f"(range [{np.nanmin(x):.4g}, {np.nanmax(x):.4g}]). Rescale the data or use 'gaussian'.")
-            raise ValueError(msg)
+        self.check_values(x)
         super().set_stats(x)
         clamped = np.clip(x, EPS, 1.0 - EPS)
         m = np.clip(nan_mean(clamped), EPS, 1.0 - EPS)  # an all-NaN feature has mean 0
@@ -62,6 +61,11 @@ class Beta(Likelihood):
         with torch.no_grad():
             self.logit_head.bias.copy_(torch.as_tensor(np.log(m / (1.0 - m)), dtype=torch.float32))
             self.log_concentration.copy_(torch.as_tensor(np.log(kappa), dtype=torch.float32))
+
+    @classmethod
+    def to_support(cls, x: Tensor) -> Tensor:
+        """Clamped into the open interval, where the density is finite."""
+        return x.clamp(1e-6, 1.0 - 1e-6)
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
         return {"logits": self.logit_head(h), "log_concentration": self.log_concentration}

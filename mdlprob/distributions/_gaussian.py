@@ -8,9 +8,10 @@ import pyro.distributions as pdist
 import torch
 from torch import Tensor, nn
 
-from ._base import Likelihood
+from ._base import Likelihood, register_likelihood
 
 
+@register_likelihood
 class Gaussian(Likelihood):
     r"""Normal with a decoded mean and a learned per-feature scale, on the data's own scale.
 

@@ -6,9 +6,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._base import register_likelihood
 from ._gaussian import Gaussian
 
 
+@register_likelihood
 class GaussianGlobal(Gaussian):
     r"""Normal with a decoded mean and a single learned scale, on the data's own scale.
 

@@ -8,11 +8,12 @@ import pyro.distributions as pdist
 import torch
 from torch import Tensor, nn
 
-from ._base import Likelihood
+from ._base import Likelihood, register_likelihood
 
 _LOG_2 = math.log(2.0)
 
 
+@register_likelihood
 class Laplace(Likelihood):
     r"""Laplace with a decoded location and a learned per-feature scale, on the data's own scale.
 

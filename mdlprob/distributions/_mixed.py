@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._base import Likelihood, nan_mean
+from ._base import Likelihood, nan_mean, register_likelihood
 from ._gaussian import gaussian_log_prob
 
 _NEG = -1e9
 
 
+@register_likelihood
 class Mixed(Likelihood):
     r"""A table whose columns each follow their own family, independent given :math:`z`.
 
@@ -38,6 +39,10 @@ class Mixed(Likelihood):
     """
 
     name = "mixed"
+    main_head = "head"
+    is_table = True
+    allows_images = False
+    calibratable = False
 
     def __init__(self, n_vars: int, n_hidden: int, *, has_nan: bool = False,
                  column_types: Sequence[str], n_categories: Sequence[int]) -> None:

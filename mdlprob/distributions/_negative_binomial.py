@@ -6,9 +6,11 @@ import pyro.distributions as pdist
 import torch
 from torch import Tensor, nn
 
+from ._base import register_likelihood
 from ._poisson import Poisson
 
 
+@register_likelihood
 class NegativeBinomial(Poisson):
     r"""Negative binomial with a decoded mean and a learned per-feature inverse dispersion.
 

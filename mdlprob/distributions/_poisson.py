@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyro.distributions as pdist
 import torch
 from torch import Tensor
 
-from ._base import Likelihood, nan_mean
+from ._base import Likelihood, nan_mean, register_likelihood
 
 #: Cap on decoded log-means, so that a wild early step cannot overflow ``exp``.
 LOG_MU_MAX = 15.0
@@ -15,6 +17,7 @@ LOG_MU_MAX = 15.0
 SCALE_TO = 1e4
 
 
+@register_likelihood
 class Poisson(Likelihood):
     r"""Poisson counts with a decoded log-rate.
 
@@ -32,6 +35,9 @@ class Poisson(Likelihood):
     main_head = "mu_head"
     is_count = True
     is_discrete = True
+    support = (0.0, math.inf)
+    expects = ("raw counts (non-negative integers): pass them (e.g. setup_mudata(..., layer={modality: 'counts'})) "
+               "or use likelihood 'gaussian' for normalised data")
 
     def __init__(self, n_vars: int, n_hidden: int, *, library: bool = False, **kwargs) -> None:
         super().__init__(n_vars, n_hidden, **kwargs)

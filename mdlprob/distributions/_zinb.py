@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._base import register_likelihood
 from ._negative_binomial import NegativeBinomial, nb_log_prob
 
 
+@register_likelihood
 class ZeroInflatedNegativeBinomial(NegativeBinomial):
     r"""NB mixed with a point mass at zero whose weight is decoded per observation and feature.
 

@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..data._setup import COUNT_LIKELIHOODS, get_matrix, get_registry, presence_mask
+from ..data._setup import get_matrix, get_registry, presence_mask
+from ..distributions import LIKELIHOODS
 from ..exceptions import DataWarning
 
 Arrays = dict[str, np.ndarray]
@@ -192,9 +193,9 @@ def fusion_inputs(mdata: Any, *, log1p: bool = True) -> tuple[Arrays, Arrays]:
             keep = pres[:, j]
             sub = values[rows[keep]]
             block[keep] = sub.toarray() if sp.issparse(sub) else np.asarray(sub, dtype=np.float64)
-        if log1p and entry["likelihood"] in COUNT_LIKELIHOODS:
+        if log1p and LIKELIHOODS[entry["likelihood"]].is_count:
             block = np.log1p(block)
-        if entry["likelihood"] == "mixed":
+        if LIKELIHOODS[entry["likelihood"]].is_table:
             block = _one_hot(block, entry["column_types"], entry["n_categories"])
         X[mod], presence[mod] = block, pres[:, j].copy()
     return X, presence

@@ -188,14 +188,14 @@ class Ensemble:
         the members share. Factors are kept in ``interval_scale_`` and applied by
         :meth:`impute` and :meth:`sample_predictive`.
         """
-        from ..base._calibration import CALIBRATABLE, fit_scales
+        from ..base._calibration import calibratable, fit_scales
 
         self._check()
         first = self.members_[0]
         check_float("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
         share = max(2, math.ceil(n_samples / len(self.members_)))
         tensors, held_out = first._calibration_rows(mdata)  # the members share the first one's validation split
-        names = [m for m in first.modalities if first.registry_["modalities"][m]["likelihood"] in CALIBRATABLE]
+        names = [m for m in first.modalities if calibratable(first.registry_["modalities"][m]["likelihood"])]
         chosen = names if modalities is None else [m for m in names if m in set(modalities)]
 
         def draw(held, mod: str, others: list[str]) -> torch.Tensor:

@@ -24,17 +24,13 @@ from ._registry import register_model
 #: Shape and rate of the Gamma prior on every ARD precision.
 _ARD_A, _ARD_B = 1e-3, 1e-3
 _LOG_2PI = math.log(2 * math.pi)
-#: Head holding the loading matrix, by likelihood (the first that exists).
-_LOADING_HEADS = ("mu_head", "loc_head", "logit_head", "head")
-
-
 def _loading_head(lik: nn.Module) -> nn.Linear:
-    for name in _LOADING_HEADS:
-        head = getattr(lik, name, None)
-        if isinstance(head, nn.Linear):
-            return head
-    msg = f"{type(lik).__name__} has no linear loading head."  # pragma: no cover - internal invariant
-    raise AssertionError(msg)
+    """The likelihood's main head (:attr:`Likelihood.main_head`), which holds the loading matrix."""
+    head = getattr(lik, lik.main_head, None)
+    if not isinstance(head, nn.Linear):  # pragma: no cover - internal invariant
+        msg = f"{type(lik).__name__}.{lik.main_head or '<no main_head>'} is not a linear loading head."
+        raise AssertionError(msg)
+    return head
 
 
 class _FactorModelModule(_PoEVAEModule):

@@ -96,7 +96,7 @@ def test_sparse_counts_are_accepted():
 @pytest.mark.parametrize(
     ("change", "lik", "error", "match"),
     [
-        (lambda X: X * -1, "nb", ValueError, "negative values"),
+        (lambda X: X * -1, "nb", ValueError, r"negative value\(s\).*'nb' needs raw counts"),
         (lambda X: X + 0.5, "poisson", ValueError, "non-integer values"),
         (lambda X: np.where(X > 3, np.inf, X), "gaussian", ValueError, "inf"),
         (lambda X: X + 2, "bernoulli", ValueError, "0/1"),

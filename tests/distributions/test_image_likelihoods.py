@@ -82,7 +82,7 @@ def test_beta_rejects_values_outside_unit_interval():
     lik = Beta(N_VARS, N_HIDDEN)
     x = np.full((4, N_VARS), 0.5)
     x[1, 2] = 1.5
-    with pytest.raises(ValueError, match=r"values in \[0, 1\].*1 value"):
+    with pytest.raises(ValueError, match=r"1 value\(s\) above 1.*'beta' needs values in \[0, 1\]"):
         lik.set_stats(x)
 
 
