@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; a GPU user installs torch first (see README) and the pin is then satisfied or skipped.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test test-all bench docs clean
+.PHONY: venv demo lint test test-all bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: venv
 	$(BIN)/mdlprob demo --out demo_output
+
+lint: venv
+	$(BIN)/ruff check mdlprob tests benchmarks
 
 test: venv
 	$(BIN)/python -m pytest -q

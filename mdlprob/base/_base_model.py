@@ -26,6 +26,7 @@ from ..data._backed import BackedTensors
 from ..data._feature_graph import feature_graph_indices
 from ..data._setup import check_values, get_matrix
 from ..data._tensors import MultimodalTensors, place, set_training_stats
+from ..distributions import LIKELIHOODS
 from ..exceptions import DataWarning, ModelFileError, NotTrainedError, RegistrationError
 from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, launched_by_torchrun
 from ..train._checkpoint import Checkpointer
@@ -36,6 +37,11 @@ from ._validate import check_float, check_int, check_subset, renamed, resolve_de
 LATENT_KEY = "X_mdlprob"
 logger = logging.getLogger(__name__)
 _WEIGHTS, _CONFIG = "model.pt", "config.json"
+#: Layout version of the saved-model files this code writes (``config.json["format_version"]``).
+#: Files without one predate versioning and read as version 0. Raise it when the layout changes,
+#: and teach :meth:`BaseModel.load` to read every older version (tests/fixtures/models holds one
+#: folder saved by each).
+FORMAT_VERSION = 1
 
 
 #: Values in the widest per-batch tensor of draws at inference (``n_draws x batch x width``, float32: 16 MB).
@@ -77,7 +83,7 @@ class BaseModel:
         self.registry_ = registry
         self.var_names_ = {m: [str(v) for v in mdata.mod[m].var_names] for m in registry["modalities"]}
         self._spec = {
-            m: {**{k: v for k, v in e.items() if k not in ("layer",)}, "has_nan": e["likelihood"] == "mixed" or tensors.observed[m] is not None}
+            m: {**{k: v for k, v in e.items() if k not in ("layer",)}, "has_nan": LIKELIHOODS[e["likelihood"]].is_table or tensors.observed[m] is not None}
             for m, e in registry["modalities"].items()
         }
         graph = registry.get("feature_graph")
@@ -981,7 +987,8 @@ class BaseModel:
         from .. import __version__
 
         config = {
-            "model_class": type(self).__name__, "mdlprob_version": __version__, "module_kwargs": self._module_kwargs,
+            "model_class": type(self).__name__, "format_version": FORMAT_VERSION, "mdlprob_version": __version__,
+            "module_kwargs": self._module_kwargs,
             "spec": self._spec, "registry": self.registry_, "var_names": self.var_names_, "history": self.history_,
             "train_indices": self.train_indices_, "val_indices": self.val_indices_,
             "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
@@ -1018,6 +1025,7 @@ class BaseModel:
             msg = "load(..., for_training=True) needs the training data: pass mdata."
             raise ValueError(msg)
         config = _read_config(path, required=_CONFIG_KEYS)
+        check_format_version(config, path / _CONFIG)
         if config["model_class"] != cls.__name__:
             msg = f"{path} holds a {config['model_class']}, not a {cls.__name__}; load it with mdlprob.models.{config['model_class']}.load."
             raise RegistrationError(msg)
@@ -1084,6 +1092,21 @@ def _read_config(path: Path, *, required: Sequence[str], name: str = _CONFIG,
         msg = f"{file} lacks {', '.join(map(repr, missing))}: not a complete saved {what}. Save the model again."
         raise ModelFileError(msg)
     return config
+
+
+def check_format_version(config: dict[str, Any], file: Path) -> int:
+    """The file's layout version (0 when absent: saved before versions were recorded); a newer one is refused."""
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        msg = f"{file} has format_version {version!r}; expected a non-negative int. The file is damaged."
+        raise ModelFileError(msg)
+    if version > FORMAT_VERSION:
+        from .. import __version__
+
+        msg = (f"{file} was saved in model format {version} (by mdlprob {config.get('mdlprob_version', '?')}); "
+               f"this mdlprob {__version__} reads formats up to {FORMAT_VERSION}. Upgrade mdlprob to load it.")
+        raise ModelFileError(msg)
+    return version
 
 
 def _read_weights(file: Path, device: torch.device) -> dict[str, Tensor]:

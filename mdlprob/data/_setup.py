@@ -302,7 +302,7 @@ def check_categories(adata, entry: Mapping[str, Any], mod: str, X) -> None:
     categories the model knows, labels it never saw, or another label order would be read
     silently as other categories.
     """
-    if entry.get("likelihood") != "mixed":
+    if not LIKELIHOODS[entry["likelihood"]].is_table:
         return
     X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     known_labels = entry.get("categories", {})

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from ..distributions import LIKELIHOODS
 from ..exceptions import RegistrationError
 from ._backed import BackedTensors, backed_tensors, streamed_loc_scale
 from ._outcome import outcome_arrays
@@ -146,7 +147,7 @@ def tensors_from_mudata(
         adata = mdata.mod[mod] if mod in mdata.mod else None
         if adata is not None:
             check_unique_names(adata, mod)
-            if entry["likelihood"] == "mixed" and var_names is not None and not mdata.isbacked \
+            if LIKELIHOODS[entry["likelihood"]].is_table and var_names is not None and not mdata.isbacked \
                     and list(adata.var_names) == list(var_names[mod]):
                 check_categories(adata, entry, mod, get_matrix(adata, entry.get("layer") or None, mod))
         if adata is not None and var_names is not None and list(adata.var_names) != list(var_names[mod]):

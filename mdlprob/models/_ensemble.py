@@ -16,7 +16,7 @@ import torch
 from .._io import atomic_dir
 from .._settings import settings
 from ..base import BaseModel
-from ..base._base_model import _read_config
+from ..base._base_model import FORMAT_VERSION, _read_config, check_format_version
 from ..base._validate import check_float, check_int, renamed
 from ..exceptions import ModelFileError, NotTrainedError
 
@@ -224,7 +224,8 @@ class Ensemble:
             for i, member in enumerate(self.members_):
                 (tmp / f"member_{i}").mkdir()
                 member._write(tmp / f"member_{i}")
-            (tmp / _CONFIG).write_text(json.dumps({"model_class": self.model_cls.__name__, "n_models": len(self.members_),
+            (tmp / _CONFIG).write_text(json.dumps({"model_class": self.model_cls.__name__, "format_version": FORMAT_VERSION,
+                                                   "n_models": len(self.members_),
                                                    "model_kwargs": self.model_kwargs,
                                                    "interval_scale": self.interval_scale_}, indent=1))
 
@@ -233,6 +234,7 @@ class Ensemble:
         """Load an ensemble saved with :meth:`save` (members with their class's ``load``)."""
         path = Path(path)
         config = _read_config(path, required=("model_class", "n_models"), name=_CONFIG, what="mdlprob ensemble")
+        check_format_version(config, path / _CONFIG)
         try:
             name, n_models = config["model_class"], int(config["n_models"])
         except (ValueError, TypeError) as err:
