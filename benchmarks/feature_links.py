@@ -26,7 +26,7 @@ import torch
 
 import mdlprob
 from mdlprob._utils import atomic_path
-from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark import markdown_table, provenance, provenance_lines
 from mdlprob.data import setup_mudata
 
 
@@ -71,14 +71,16 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"command": f"python benchmarks/feature_links.py {' '.join(sys.argv[1:])}", "epochs": args.epochs,
-            "n_obs": args.n_obs, "torch": torch.__version__}
+    record = provenance(["python", "benchmarks/feature_links.py", *sys.argv[1:]])
+    meta = {"command": record["command"], "epochs": args.epochs, "n_obs": args.n_obs, "torch": torch.__version__,
+            "provenance": record}
     with atomic_path(args.out / "feature_links.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": table.to_dict(orient="records")}, indent=1))
     lines = ["# Feature guidance links: true vs shuffled on synthetic data", "",
              f"Command: `{meta['command']}`; PoEVAE, {args.epochs} epochs, {args.n_obs} cells; torch {torch.__version__}.",
              "Pearson r of imputed vs true protein (log1p) on cells without protein; `temperature`: the edge "
-             "decoder's learned temperature.", "", markdown_table(table)]
+             "decoder's learned temperature.", "", markdown_table(table), "", "## Provenance", "",
+             *provenance_lines(record)]
     with atomic_path(args.out / "feature_links.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return table

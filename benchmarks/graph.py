@@ -52,7 +52,7 @@ import torch
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
-from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark import markdown_table, provenance, provenance_lines
 from mdlprob.benchmark._frame import dense_values
 from mdlprob.data import build_sample_graph, hide_modality, link_features_by_name, setup_mudata
 
@@ -265,9 +265,10 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
 
 def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"command": f"python benchmarks/graph.py {' '.join(sys.argv[1:])}", "epochs": args.epochs, "k": args.k,
+    record = provenance(["python", "benchmarks/graph.py", *sys.argv[1:]])
+    meta = {"command": record["command"], "epochs": args.epochs, "k": args.k,
             "torch": torch.__version__, "mdlprob": mdlprob.__version__, "cpus": os.cpu_count(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "provenance": record}
     with atomic_path(args.out / "graph.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": table.to_dict(orient="records")}, indent=1))
     summary = summarise(table)
@@ -279,7 +280,7 @@ def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
              "peak RSS above the method's start, polled every 5 ms (one process: memory freed by earlier "
              "methods is reused, so later rows underestimate; peak CUDA memory on GPU). Mean ± sd over seeds "
              f"{args.seeds}.", "",
-             markdown_table(summary)]
+             markdown_table(summary), "", "## Provenance", "", *provenance_lines(record)]
     with atomic_path(args.out / "graph.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 

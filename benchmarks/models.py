@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -38,7 +39,7 @@ import torch
 import mdlprob
 from mdlprob import metrics
 from mdlprob._utils import atomic_path
-from mdlprob.benchmark import markdown_table
+from mdlprob.benchmark import markdown_table, provenance, provenance_lines
 from mdlprob.benchmark._frame import dense_values
 from mdlprob.data import hide_modality, setup_mudata, subset
 
@@ -247,7 +248,9 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
 
 def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
+    record = provenance(["python", "benchmarks/models.py", *sys.argv[1:]])
     _atomic(args.out / "models.csv", table.to_csv(index=False))
+    _atomic(args.out / "models.provenance.json", json.dumps(record, indent=1))
     cols = [c for c in ("scenario", "missing_rate", "method", "pearson_r", "rmse", "coverage_90", "crps", "heldout_loglik",
                         "knn_label_acc", "train_seconds", "error") if c in table]
     md = ["# Model comparison: imputation, calibration, held-out likelihood, latent quality", "",
@@ -258,7 +261,7 @@ def write(table: pd.DataFrame, args: argparse.Namespace) -> None:
           "predictive draws (log1p scale for counts; the mean floor draws from N(mean, sd), KNN's is its "
           "absolute error); `heldout_loglik`: IWAE "
           "estimate per observation (nats); `knn_label_acc`: 15-NN on training latents.", "",
-          markdown_table(table[cols])]
+          markdown_table(table[cols]), "", "## Provenance", "", *provenance_lines(record)]
     _atomic(args.out / "models.md", "\n".join(md) + "\n")
     _figure(table, args.out / "models.png")
 

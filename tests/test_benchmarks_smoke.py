@@ -56,6 +56,9 @@ def test_models_benchmark_quick_run(tmp_path):
     poe = table[table["method"] == "PoEVAE"]
     assert poe["coverage_90"].between(0, 1).all() and poe["heldout_loglik"].notna().all()
     assert {"models.csv", "models.md", "models.png"} <= {p.name for p in tmp_path.iterdir()}
+    record = json.loads((tmp_path / "models.provenance.json").read_text())
+    assert record["command"].startswith("python benchmarks/models.py") and record["packages"]["mdlprob"]
+    assert "## Provenance" in (tmp_path / "models.md").read_text()
 
 
 @pytest.mark.timeout(120)

@@ -7,6 +7,8 @@
     datasets x scenarios x methods x seeds into a tidy ``results.csv``.
 :func:`write_report`
     Markdown table (mean ± sd over seeds) and figures of a results folder.
+:func:`provenance`
+    The git commit, package versions, machine and command every results file records.
 :func:`register_method`
     Add a method (``CellContext -> Prediction``) under a name suites can use.
 
@@ -19,6 +21,7 @@ from . import missingness
 from ._data import DATASETS, BenchData, load_dataset
 from ._methods import LEVELS, METHODS, CellContext, Method, Prediction, get_method, register_method
 from ._peers import register_peers
+from ._provenance import provenance, provenance_lines
 from ._report import markdown_table, summarise, write_report
 from ._runner import COLUMNS, read_results, run_cell, run_suite
 from ._scoring import bootstrap_classification, downstream_split, score
@@ -49,6 +52,8 @@ __all__ = [
     "markdown_table",
     "missingness",
     "parse_suite",
+    "provenance",
+    "provenance_lines",
     "read_results",
     "register_method",
     "run_cell",

@@ -5,7 +5,8 @@ crash, a leaked global or a hung peer costs at most that worker; 0 runs cells in
 gets fresh seeds, is timed (wall, peak resident memory, peak GPU memory) and becomes rows
 ``(cell, dataset, scenario, rate, method, seed, metric, value, status, error, ...)``. A
 failure is a row with ``status="error"`` and the error; a dataset whose files are absent is
-``status="skipped"``. Re-running skips the cells already ``ok`` or ``skipped`` and retries errors.
+``status="skipped"``. Resuming (``resume=True``) skips the cells already ``ok`` or ``skipped``
+and retries errors; ``meta.json`` records the provenance of every run that wrote the folder.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 from .._utils import atomic_path, track
 from ._data import BenchData, load_dataset
 from ._methods import CellContext, get_method
+from ._provenance import provenance
 from ._scoring import score
 from ._suite import Cell, Suite
 from .missingness import apply_scenario
@@ -226,25 +228,40 @@ def _write(table: pd.DataFrame, out: Path) -> None:
 
 
 def run_suite(suite: Suite, *, out: str | os.PathLike, data_dir: str | os.PathLike | None = None, device: str = "cpu",
-              cells_per_process: int | None = None, progress_bar: bool = True) -> pd.DataFrame:
+              cells_per_process: int | None = None, progress_bar: bool = True, resume: bool | None = None,
+              command: str | None = None) -> pd.DataFrame:
     """Run every unfinished cell of ``suite`` and write ``out/results.csv`` after each one.
 
     Parameters
     ----------
     out
-        Output folder; an existing ``results.csv`` there is resumed (finished cells are skipped).
+        Output folder.
     data_dir
         Folder of the shared datasets (default: ``$MDLPROB_DATA`` or ``../shared/data``).
     device
         ``cpu``, ``cuda`` or ``auto``, passed to the models' ``train(accelerator=...)``.
     cells_per_process
         Override of the suite's isolation: cells per spawned worker, 0 for in-process.
+    resume
+        Continue the run whose ``results.csv`` is in ``out`` (finished cells are skipped).
+        ``False`` refuses a folder that holds results; ``None`` (the default) resumes with a
+        ``FutureWarning``: resuming will have to be asked for.
+    command
+        The command recorded in ``meta.json`` (default: this process's command line).
 
     Returns
     -------
     The full results table (previous and new rows).
     """
     out = Path(out)
+    previous = (out / "results.csv").exists()
+    if previous and resume is False:
+        msg = (f"{out} already holds benchmark results (results.csv); pass resume=True (mdlprob bench --resume) to "
+               "continue that run, or choose a new output folder.")
+        raise FileExistsError(msg)
+    if previous and resume is None:
+        warnings.warn(f"run_suite resumes the results in {out} because resume was not given; pass resume=True to "
+                      "continue a run (resuming implicitly is deprecated).", FutureWarning, stacklevel=2)
     out.mkdir(parents=True, exist_ok=True)
     per_process = suite.cells_per_process if cells_per_process is None else int(cells_per_process)
     table = read_results(out)
@@ -252,7 +269,7 @@ def run_suite(suite: Suite, *, out: str | os.PathLike, data_dir: str | os.PathLi
     table = table[table["cell"].isin(done)]
     todo = [c for c in suite.cells() if c.key not in done]
     kwargs = {"train": suite.train, "data_dir": None if data_dir is None else str(data_dir), "device": device}
-    _write_meta(suite, out, device)
+    _write_meta(suite, out, device, command, resumed=previous)
     worker = _Worker(max_cells=per_process, timeout_s=suite.timeout_s, threads=suite.threads) if per_process else None
     try:
         for cell in track(todo, description=f"bench {suite.name}", progress_bar=progress_bar):
@@ -269,16 +286,18 @@ def run_suite(suite: Suite, *, out: str | os.PathLike, data_dir: str | os.PathLi
     return table
 
 
-def _write_meta(suite: Suite, out: Path, device: str) -> None:
-    import platform
-
-    import torch
-
-    import mdlprob
-
+def _write_meta(suite: Suite, out: Path, device: str, command: str | None, *, resumed: bool) -> None:
+    """``meta.json``: the suite, and the provenance of each run that wrote ``out`` (``runs``, oldest first)."""
+    runs = []
+    if resumed and (out / "meta.json").exists():
+        try:
+            old = json.loads((out / "meta.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        runs = old.get("runs") or ([{k: old[k] for k in ("started", "mdlprob", "torch", "python") if k in old}]
+                                   if old else [])
+    run = {**provenance(command), "device": device}
     meta = {"suite": suite.name, "description": suite.description, "train": suite.train, "seeds": suite.seeds,
-            "cells": len(suite.cells()), "device": device, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__, "mdlprob": mdlprob.__version__,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "cells": len(suite.cells()), "device": device, "started": run["date"], "runs": [*runs, run]}
     with atomic_path(out / "meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2))

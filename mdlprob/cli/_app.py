@@ -316,12 +316,14 @@ def latent(
 @_one_line_errors
 def bench(
     suite: Annotated[str, typer.Option(help="quick, full (benchmarks/suites/<name>.yaml) or the path of a suite YAML.")] = "quick",
-    out: Annotated[Path, typer.Option(help="Output folder; an existing results.csv there is resumed.")] = Path("benchmarks/results/quick"),
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: a new bench_output/<suite>-<UTC date and time>); one holding results needs --resume.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run whose results.csv is in --out (finished cells are skipped).")] = False,
     data_dir: Annotated[str, typer.Option(help="Folder of the shared datasets (default: $MDLPROB_DATA or ../shared/data).")] = "",
     device: Annotated[str, typer.Option(help="cpu, cuda or auto, passed to model training.")] = "cpu",
     cells_per_process: Annotated[int, typer.Option(help="Cells per isolated worker process; 0 = in-process; -1 = as the suite says.")] = -1,
 ) -> None:
     """Run a benchmark suite (datasets x scenarios x methods x seeds) into OUT/results.csv."""
+    import shlex
     import time
 
     from ..benchmark import load_suite, run_suite
@@ -337,9 +339,21 @@ def bench(
         parsed = load_suite(suite)
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err)) from err
+    if out is None:
+        if resume:
+            msg = "--resume continues the run in --out; give --out."
+            raise typer.BadParameter(msg)
+        out = Path("bench_output") / f"{parsed.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    elif (out / "results.csv").exists() and not resume:
+        msg = f"{out} already holds results (results.csv); pass --resume to continue that run, or choose another --out."
+        raise typer.BadParameter(msg)
+    elif resume and not (out / "results.csv").exists():
+        msg = f"--resume: {out} holds no results.csv to continue."
+        raise typer.BadParameter(msg)
     start = time.perf_counter()
-    table = run_suite(parsed, out=out, data_dir=data_dir or None, device=device,
-                      cells_per_process=None if cells_per_process == -1 else cells_per_process)
+    table = run_suite(parsed, out=out, data_dir=data_dir or None, device=device, resume=resume,
+                      cells_per_process=None if cells_per_process == -1 else cells_per_process,
+                      command=shlex.join(["mdlprob", *sys.argv[1:]]))
     status = table.drop_duplicates("cell")["status"].value_counts().to_dict()
     typer.echo(f"Suite {parsed.name}: {sum(status.values())} cells ({status}) in {time.perf_counter() - start:.1f} s. "
                f"Wrote {out / 'results.csv'}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -19,6 +21,7 @@ from mdlprob.benchmark import (
     run_suite,
 )
 from mdlprob.benchmark import _runner as runner_module
+from mdlprob.benchmark._provenance import git_state
 from mdlprob.cli import app
 
 TRAIN = {"max_epochs": 2, "batch_size": 64, "n_latent": 3, "n_hidden": 16, "n_samples": 20, "head_epochs": 20,
@@ -83,9 +86,16 @@ def test_second_run_skips_finished_cells(tmp_path, monkeypatch):
         raise AssertionError
 
     monkeypatch.setattr(runner_module, "run_cell", must_not_run)
-    second = run_suite(suite, out=tmp_path, progress_bar=False)
+    with pytest.raises(FileExistsError, match="already holds benchmark results.*resume=True"):
+        run_suite(suite, out=tmp_path, progress_bar=False, resume=False)
+    with pytest.warns(FutureWarning, match="resuming implicitly is deprecated"):
+        run_suite(suite, out=tmp_path, progress_bar=False)
+    second = run_suite(suite, out=tmp_path, progress_bar=False, resume=True, command="mdlprob bench --resume")
     assert (tmp_path / "results.csv").read_text() == before
     assert len(second) == len(first)
+    runs = json.loads((tmp_path / "meta.json").read_text())["runs"]
+    assert len(runs) == 3 and runs[-1]["command"] == "mdlprob bench --resume"
+    assert runs[-1]["git"]["commit"] == git_state()["commit"] and runs[-1]["packages"]["torch"] and runs[-1]["machine"]["cpu_count"]
 
 
 def test_failing_method_is_an_error_row_and_is_retried(tmp_path, failing_method):
@@ -95,7 +105,7 @@ def test_failing_method_is_an_error_row_and_is_retried(tmp_path, failing_method)
     assert "RuntimeError: boom" in cells.at[failing_method, "error"]
     assert cells.at["feature_mean", "status"] == "ok"
     METHODS[failing_method] = METHODS["feature_mean"].__class__(failing_method, METHODS["feature_mean"].fit_predict)
-    again = run_suite(_suite([failing_method, "feature_mean"]), out=tmp_path, progress_bar=False)
+    again = run_suite(_suite([failing_method, "feature_mean"]), out=tmp_path, progress_bar=False, resume=True)
     assert set(again.drop_duplicates("cell")["status"]) == {"ok"}
     assert again["cell"].nunique() == 2
 
@@ -175,6 +185,26 @@ def test_cli_bench_and_report(tmp_path):
     assert (out / "report.md").exists() and (out / "rate_synthetic.png").exists()
     bad = CliRunner().invoke(app, ["bench", "--suite", "nope", "--out", str(out)])
     assert bad.exit_code != 0 and "No suite named" in bad.output
+    again = CliRunner().invoke(app, ["bench", "--suite", str(path), "--out", str(out), "--cells-per-process", "0"])
+    assert again.exit_code != 0 and "already holds results" in " ".join(again.output.split())
+    resumed = CliRunner().invoke(app, ["bench", "--suite", str(path), "--out", str(out), "--cells-per-process", "0",
+                                       "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    runs = json.loads((out / "meta.json").read_text())["runs"]
+    assert len(runs) == 2 and runs[-1]["command"].startswith("mdlprob ")
+    fresh = CliRunner().invoke(app, ["bench", "--suite", str(path), "--resume"])
+    assert fresh.exit_code != 0 and "give --out" in fresh.output
+
+
+def test_bench_writes_a_fresh_folder_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "train": TRAIN, "datasets": [SYNTHETIC],
+                                    "scenarios": [{"name": "mcar", "rates": [0.2]}], "methods": ["feature_mean"]}))
+    result = CliRunner().invoke(app, ["bench", "--suite", str(path), "--cells-per-process", "0"])
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "bench_output").iterdir()
+    assert folder.name.startswith("tiny-") and (folder / "results.csv").exists()
 
 
 @pytest.mark.slow
