@@ -172,7 +172,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
               "env": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                       "python": platform.python_version(), "load_1min": load,
                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                      "command": "python benchmarks/scale.py " + shlex.join(argv)}}
+                      "command": "python benchmarks/scale.py " + shlex.join(argv)},
+              "provenance": _provenance(argv)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(report, indent=1))
     (args.out / "scale.md").write_text(markdown(report))
@@ -207,8 +208,20 @@ def markdown(report: dict[str, Any]) -> str:
               "table with NaN), 5 modalities add two 50-feature Gaussian modalities",
               f"- machine: {env['cpu']}, {env['cpus']} CPUs shared with other jobs; 1-min load average during the "
               f"run: {', '.join(f'{v:.1f}' for v in env['load_1min'])} (times are inflated by contention; memory is not)",
-              f"- date: {env['date']}", f"- command: `{env['command']}`", ""]
+              f"- date: {env['date']}", f"- command: `{env['command']}`"]
+    if report.get("provenance"):
+        from mdlprob.benchmark import provenance_lines
+
+        lines += provenance_lines(report["provenance"])[2:]  # code, packages, machine
+    lines.append("")
     return "\n".join(lines)
+
+
+def _provenance(argv: list[str]) -> dict[str, Any]:
+    """Imported here: the measured child processes run this file and must not load mdlprob at start."""
+    from mdlprob.benchmark import provenance
+
+    return provenance(["python", "benchmarks/scale.py", *argv])
 
 
 def plot(rows: list[dict[str, Any]], path: Path, modality_n_obs: int) -> None:

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _reference_poe import ReferencePoEVAE, copy_from_mdlprob  # noqa: E402
 
 import mdlprob  # noqa: E402
+from mdlprob.benchmark import provenance  # noqa: E402
 
 GOAL_RATIO = 0.6
 MODALITIES = ("rna", "protein")
@@ -324,8 +325,17 @@ def markdown(report: dict[str, Any]) -> str:
         f"- date: {meta['date']}",
         *([f"- note: {cfg['note']}"] if cfg.get("note") else []),
         f"- command: `{meta['command']}`",
+        *([f"- code: {_code(meta['provenance'])}"] if meta.get("provenance") else []),
         "",
     ])
+
+
+def _code(record: dict) -> str:
+    """The git commit of a provenance record, as the report states it."""
+    commit = (record.get("git") or {}).get("commit")
+    if commit is None:
+        return "not a git checkout"
+    return commit[:12] + (" + uncommitted changes" if record["git"].get("dirty") else "")
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -407,6 +417,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "n_threads": torch.get_num_threads(), "platform": platform.platform(),
             "load_average_start": load_start, "load_average_end": _load_average(),
+            "provenance": provenance(["python", "benchmarks/throughput.py", *argv]),
         },
         "config": {k: getattr(args, k) for k in ("n_obs", "n_genes", "n_proteins", "batch_sizes", "epochs", "repeats",
                                                  "n_hidden", "n_latent", "objective", "compile", "quick", "seed",
