@@ -15,7 +15,7 @@ import typer
 
 from ..exceptions import NotTrainedError, TrainingInterrupted
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty.")
 F = TypeVar("F", bound=Callable)
 
@@ -106,6 +106,53 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     return out
 
 
+def _columns(value: str, option: str) -> list[str]:
+    """``LABEL`` or ``TIME,EVENT``: the obs columns of an outcome or a head's target."""
+    names = [c.strip() for c in value.split(",")]
+    if len(names) not in (1, 2) or not all(names):
+        msg = f"Expected {option} as COLUMN (a label) or TIME,EVENT (survival), columns of the data's obs; got {value!r}."
+        raise typer.BadParameter(msg)
+    return names
+
+
+def _labelled(mdata, names: list[str]):
+    """Observations whose label, or survival time and event, are all given."""
+    import pandas as pd
+
+    absent = [c for c in names if c not in mdata.obs.columns]
+    if absent:
+        msg = f"{', '.join(absent)} is not a column of the data's obs; it has {', '.join(map(str, mdata.obs.columns[:20]))}."
+        raise typer.BadParameter(msg)
+    if len(names) == 1:
+        return mdata.obs[names[0]].notna().to_numpy()
+    values = [pd.to_numeric(mdata.obs[c].astype("object"), errors="coerce").to_numpy(dtype=float) for c in names]
+    return (values[0] == values[0]) & (values[1] == values[1])
+
+
+def _outcome_spec(outcome: str, kind: str, weight: float, bins: int) -> dict | None:
+    """``setup_mudata``'s ``outcome`` dict from ``fit``'s --outcome options (None without --outcome)."""
+    if not outcome:
+        if kind:
+            msg = "--outcome-type needs --outcome COLUMN or --outcome TIME,EVENT."
+            raise typer.BadParameter(msg)
+        return None
+    names = _columns(outcome, "--outcome")
+    kind = kind or ("categorical" if len(names) == 1 else "coxph")
+    expected = {"categorical": 1, "coxph": 2, "logistic_hazard": 2}
+    if kind not in expected:
+        msg = f"Expected --outcome-type to be one of {', '.join(expected)}, got {kind!r}."
+        raise typer.BadParameter(msg)
+    if len(names) != expected[kind]:
+        msg = (f"--outcome-type {kind} needs --outcome {'COLUMN' if expected[kind] == 1 else 'TIME,EVENT'}, "
+               f"got --outcome {outcome!r}.")
+        raise typer.BadParameter(msg)
+    spec = {"key": names[0]} if kind == "categorical" else {"time_key": names[0], "event_key": names[1]}
+    spec.update(type=kind, weight=weight)
+    if kind == "logistic_hazard":
+        spec["n_bins"] = bins
+    return spec
+
+
 def _read(path: Path):
     import mudata as md
 
@@ -186,7 +233,7 @@ def demo(
 @app.command()
 @_one_line_errors
 def fit(
-    data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     out: Annotated[Path, typer.Option(help="Folder to write the trained model to.")],
     likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed. Default: the registration saved in DATA (setup_mudata before writing it).")] = [],  # noqa: B006
     layer: Annotated[list[str], typer.Option(metavar="MODALITY=LAYER", help="Where values are when not in X.")] = [],  # noqa: B006
@@ -206,13 +253,18 @@ def fit(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run whose checkpoint is in OUT/checkpoint.")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint.")] = 1,
+    outcome: Annotated[str, typer.Option(metavar="COLUMN|TIME,EVENT", help="Train jointly with an outcome in obs: a label column, or a survival time and event (0/1) column. Observations without it (NaN) are unlabelled; `mdlprob predict-outcome` predicts it.")] = "",
+    outcome_type: Annotated[str, typer.Option(help="categorical (default for a label), coxph (default for TIME,EVENT) or logistic_hazard.")] = "",
+    outcome_weight: Annotated[float, typer.Option(help="Multiplier of the outcome's log-likelihood against the modalities'.")] = 1.0,
+    outcome_bins: Annotated[int, typer.Option(help="Time intervals of a logistic_hazard outcome.")] = 10,
     seed: _Seed = 0,
 ) -> None:
     """Train a model on DATA and save it to OUT.
 
     Training writes a checkpoint to OUT/checkpoint every --checkpoint-every epochs and on
     Ctrl-C or SIGTERM (after the current step); rerun with --resume to continue it. The
-    finished model replaces the folder.
+    finished model replaces the folder. With --outcome the latent space is learned together
+    with a label or survival time that some observations have (docs/joint_training.md).
     """
     import mdlprob
 
@@ -230,12 +282,14 @@ def fit(
         msg = f"{out} holds the checkpoint of an interrupted run; pass --resume to continue it or --overwrite to start over."
         raise typer.BadParameter(msg)
     _check_out(out, [data], overwrite or resume, folder=True)
+    spec = _outcome_spec(outcome, outcome_type, outcome_weight, outcome_bins)
     mdata = _read(data)
     mdlprob.settings.seed = seed
     likelihoods = _pairs(likelihood, "--likelihood")
     log = logging.getLogger("mdlprob")
     if likelihoods:
-        mdlprob.data.setup_mudata(mdata, likelihoods=likelihoods, layer=_pairs(layer, "--layer"), mask_key=mask_key or None)
+        mdlprob.data.setup_mudata(mdata, likelihoods=likelihoods, layer=_pairs(layer, "--layer"), mask_key=mask_key or None,
+                                  outcome=spec)
         unused = [m for m in mdata.mod if m not in likelihoods]
         if unused:
             log.warning("Not modelled (no --likelihood): %s.", ", ".join(unused))
@@ -247,6 +301,11 @@ def fit(
         msg = (f"Give --likelihood MODALITY=LIKELIHOOD for each modality to model (the file has {', '.join(mdata.mod)}), "
                "or register them with mdlprob.data.setup_mudata before writing the file.")
         raise typer.BadParameter(msg)
+    if spec is not None and not likelihoods:
+        mdlprob.data.register_outcome(mdata, spec)
+    if spec is not None:
+        n_labelled = int(_labelled(mdata, _columns(outcome, "--outcome")).sum())
+        log.info("Outcome %s (%s): %d of %d observations labelled.", outcome, spec["type"], n_labelled, mdata.n_obs)
     size = {"n_factors" if model == "factor" else "n_latent": n_latent}
     fitted = getattr(mdlprob.models, _MODELS[model])(mdata, n_hidden=n_hidden, **size)
     created = not out.exists()
@@ -269,11 +328,11 @@ def fit(
 @app.command()
 @_one_line_errors
 def impute(
-    model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
-    data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Folder written by `mdlprob fit`.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     modality: Annotated[str, typer.Option(help="Modality to impute.")],
     out: Annotated[Path, typer.Option(help="Output .h5ad with layers mean, std and quantiles.")],
-    given: Annotated[list[str], typer.Option(help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
+    given: Annotated[list[str], typer.Option(metavar="MODALITY", help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
     n_samples: Annotated[int, typer.Option(help="Posterior predictive samples.")] = 100,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     seed: _Seed = 0,
@@ -296,10 +355,10 @@ def impute(
 @app.command()
 @_one_line_errors
 def latent(
-    model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
-    data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Folder written by `mdlprob fit`.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     out: Annotated[Path, typer.Option(help="Output .h5mu: the input plus obsm X_mdlprob and X_mdlprob_std.")],
-    given: Annotated[list[str], typer.Option(help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
+    given: Annotated[list[str], typer.Option(metavar="MODALITY", help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Write the posterior latent mean and sd of every observation of DATA to OUT."""
@@ -350,7 +409,7 @@ def bench(
 @app.command("bench-report")
 @_one_line_errors
 def bench_report(
-    out: Annotated[Path, typer.Argument(help="Folder written by `mdlprob bench`.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder written by `mdlprob bench`.")],
 ) -> None:
     """Write report.md (mean ± sd over seeds) and PNG figures from OUT/results.csv."""
     from ..benchmark import write_report

@@ -201,6 +201,33 @@ def setup_mudata(
     mdata.uns[REGISTRY_KEY] = registry
 
 
+def register_outcome(mdata: md.MuData, outcome: Mapping[str, Any] | None) -> None:
+    """Add, replace or (with ``None``) remove the outcome of data already registered.
+
+    The same as passing ``outcome`` to :func:`setup_mudata`, without registering the
+    modalities again: for a file written after ``setup_mudata`` (as ``mdlprob fit --outcome``
+    uses it).
+
+    Parameters
+    ----------
+    outcome
+        As :func:`setup_mudata`'s ``outcome``: ``{"key": "subtype", "type": "categorical"}``
+        or ``{"time_key": "time", "event_key": "event", "type": "coxph" | "logistic_hazard"}``.
+
+    Raises
+    ------
+    RegistrationError
+        ``mdata`` was not registered with :func:`setup_mudata`.
+    KeyError, ValueError
+        As :func:`setup_mudata` for a bad ``outcome``.
+    """
+    registry = get_registry(mdata)
+    registry.pop("outcome", None)
+    if outcome is not None:
+        registry["outcome"] = check_outcome(mdata, outcome)
+    mdata.uns[REGISTRY_KEY] = registry
+
+
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         msg = f"Expected {name} to be True or False, got {value!r}."
