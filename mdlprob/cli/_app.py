@@ -32,6 +32,7 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or log lines, only results and errors.")] = False,
+    threads: Annotated[int | None, typer.Option(metavar="N", help="CPU threads for torch (default: torch's choice).")] = None,
 ) -> None:
     """mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty."""
     import warnings
@@ -41,8 +42,14 @@ def _main(
     if quiet:
         import mdlprob
 
-        mdlprob.settings.progress_bar = False
-        logging.getLogger("mdlprob").setLevel(logging.WARNING)
+        mdlprob.settings.verbosity = "warning"  # hides progress bars and INFO lines
+    if threads is not None:
+        import mdlprob
+
+        if threads < 1:
+            msg = f"Expected --threads to be at least 1, got {threads}."
+            raise typer.BadParameter(msg)
+        mdlprob.settings.n_threads = threads
 #: Exceptions that mean "the command was asked something it cannot do": exit status 2.
 _USAGE_ERRORS = (typer.BadParameter, ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError,
                  IsADirectoryError, NotADirectoryError, NotTrainedError)

@@ -40,8 +40,8 @@ def test_fit_options_and_early_stopping_summary(data_file, tmp_path):
                               "--early-stopping", "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
     assert "early stopping kept epoch" in res.stdout and "validation loss" in res.stdout
-    mdlprob.settings.progress_bar = True
-    logging.getLogger("mdlprob").setLevel(logging.NOTSET)  # --quiet set it for this process
+    assert mdlprob.settings.verbosity == logging.WARNING and not mdlprob.settings.show_progress
+    mdlprob.settings.verbosity = "info"  # --quiet set it for this process
     model = mdlprob.PoEVAE.load(tmp_path / "m")
     assert len(model.val_indices_) == 12 and model.history_["stopped_epoch"][0] < 60
     res = runner.invoke(app, ["fit", str(data_file), *FIT, "--max-epochs", "3", "--train-size", "0.5",
