@@ -632,7 +632,7 @@ class BaseModel:
             Levels in (0, 1) written as layers ``q05``, ``q50``, ``q95`` (``q{100 level:g}``,
             two digits at least). For integer-valued likelihoods (``nb``, ``zinb``,
             ``poisson``, ``bernoulli``) they are quantiles of the continuous extension
-            :math:`x + U(-\frac12, \frac12)` of the predictive draws: integer quantiles
+            :math:`x + U(-\\frac12, \\frac12)` of the predictive draws: integer quantiles
             cover too much through ties, these are calibrated (score them with
             ``mdlprob.metrics.interval_coverage(..., discrete=True)``; round them when integer
             bounds are needed).
