@@ -138,5 +138,7 @@ def test_head_commands_refuse_mistakes_in_one_line(data_file, model_dir, tmp_pat
     assert "--time is for survival heads" in _one_line(runner.invoke(
         app, ["head", "predict", str(tmp_path / "h"), str(model_dir), str(data_file), "--time", "3",
               "--out", str(tmp_path / "p.csv")]))
+    assert "This model has no outcome" in _one_line(runner.invoke(
+        app, ["predict-outcome", str(model_dir), str(data_file), "--out", str(tmp_path / "o.csv")]))
     assert "Expected --out to end in" in _one_line(runner.invoke(
         app, ["head", "predict", str(tmp_path / "h"), str(model_dir), str(data_file), "--out", str(tmp_path / "p.txt")]))
