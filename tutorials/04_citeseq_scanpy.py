@@ -178,7 +178,7 @@ fig.savefig(OUT / "citeseq_adt_imputation.png", dpi=110)
 # the right one how often intervals of each nominal level (50%, 90%, 95%) contain the
 # measured counts.
 #
-# In the full setting (early stopping after 105 epochs, keeping epoch 75; 2 min 48 s on two
+# In the full setting (early stopping after 105 epochs, keeping epoch 75; 3 to 6 min on two
 # busy CPU cores) the median per-protein correlation on the hidden cells was 0.379 for mdlprob
 # and 0.385 for the 15-nearest-neighbour baseline: on 500 cells, RNA neighbours predict the
 # proteins as well as the model does. What the model adds is the uncertainty: its 90%
