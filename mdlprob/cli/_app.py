@@ -366,15 +366,22 @@ def latent(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     out: Annotated[Path, typer.Option(help="Output .h5mu: the input plus obsm X_mdlprob and X_mdlprob_std.")],
     given: Annotated[list[str], typer.Option(metavar="MODALITY", help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
+    n_samples: Annotated[int, typer.Option(help="Also write this many posterior draws per observation to obsm X_mdlprob_samples (n_obs x n_samples x n_latent).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    seed: _Seed = 0,
 ) -> None:
     """Write the posterior latent mean and sd of every observation of DATA to OUT."""
+    import mdlprob
+
     from .._utils import atomic_path
 
     _check_out(out, [data], overwrite)
     mdata = _read(data)
     model = _load_model(model_dir, mdata)
-    model.get_latent(mdata, given=given or None)
+    mdlprob.settings.seed = seed
+    draws = model.get_latent(mdata, given=given or None, n_samples=n_samples)
+    if n_samples:
+        mdata.obsm["X_mdlprob_samples"] = draws.transpose(1, 0, 2)
     with atomic_path(out, suffix=".h5mu") as tmp:
         mdata.write(tmp)
     typer.echo(f"Wrote obsm['X_mdlprob'] ({mdata.n_obs} x {mdata.obsm['X_mdlprob'].shape[1]}) to {out}")

@@ -60,6 +60,13 @@ def test_latent_given(data_file, tmp_path):
     expected = mdlprob.PoEVAE.load(tmp_path / "m", mdata).get_latent_representation(mdata, given=["rna"])
     assert np.allclose(md.read_h5mu(tmp_path / "l.h5mu").obsm["X_mdlprob"], expected, atol=1e-6)
     assert "X_mdlprob" not in mdata.obsm  # the scvi-tools name writes nothing
+    res = runner.invoke(app, ["latent", str(tmp_path / "m"), str(data_file), "--n-samples", "4", "--out",
+                              str(tmp_path / "s.h5mu")])
+    assert res.exit_code == 0, res.output
+    written = md.read_h5mu(tmp_path / "s.h5mu").obsm
+    assert written["X_mdlprob_samples"].shape == (120, 4, 3)
+    spread = written["X_mdlprob_samples"].std(1)
+    assert np.isfinite(spread).all() and (spread > 0).all()  # draws, not copies of the mean
 
 
 def test_accelerator_names():
