@@ -23,6 +23,7 @@ from .._io import atomic_dir
 from .._utils import progress, track
 from ..data import get_registry, tensors_from_mudata
 from ..data._backed import BackedTensors
+from ..data._covariates import batch_column
 from ..data._feature_graph import feature_graph_indices
 from ..data._setup import check_values, get_matrix
 from ..data._tensors import MultimodalTensors, place, set_training_stats
@@ -84,6 +85,8 @@ class BaseModel:
         if graph is not None:
             graph = feature_graph_indices(graph, self.var_names_, list(registry["modalities"]))
         self._module_kwargs = {**module_kwargs, "outcome": registry.get("outcome"), "feature_graph": graph}
+        if registry.get("covariates"):  # absent otherwise: configurations from before covariates stay the same
+            self._module_kwargs["covariates"] = registry["covariates"]
         self.module = self._module_cls(self._spec, **self._module_kwargs)
         set_training_stats(self.module.likelihoods, tensors)
         self._tensors: MultimodalTensors | None = tensors
@@ -612,7 +615,7 @@ class BaseModel:
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                importance: int | None = None, batch_size: int | None = None,
-               allow_unobserved: bool = False) -> ad.AnnData:
+               allow_unobserved: bool = False, transform_batch: Any = None) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -650,6 +653,12 @@ class BaseModel:
         allow_unobserved
             Impute a modality that no training observation had (its decoder never saw
             data: the result is the untrained decoder's output) with a warning instead of an error.
+        transform_batch
+            For a model with a batch (``setup_mudata(..., batch_key=...)``): a training batch
+            :math:`b`. The latent posterior still conditions on each observation's own batch
+            (its data were measured there), but the decoder is given :math:`b`, so the result
+            is the prediction as if every observation had been measured in batch :math:`b`
+            (batch-corrected values on a common scale). Default: each observation's own batch.
 
         Returns
         -------
@@ -668,11 +677,17 @@ class BaseModel:
         tensors = self.tensors(mdata)
         lik = self.module.likelihoods[modality]
         importance = self._importance(importance, n_samples)
+        decoder_covariates = None
+        if transform_batch is not None:
+            decoder_covariates = self._transformed_covariates(tensors, transform_batch)
         batches = ((lik.mean(params).mean(0), draws)
-                   for params, draws in self._predictive(tensors, modality, use, n_samples, importance, batch_size))
+                   for params, draws in self._predictive(tensors, modality, use, n_samples, importance, batch_size,
+                                                         decoder_covariates=decoder_covariates))
         result = self._imputation(mdata, tensors, modality, batches, qs)
         result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
                                         "n_samples": n_samples, "quantiles": qs, "importance": importance}
+        if transform_batch is not None:
+            result.uns["mdlprob_impute"]["transform_batch"] = str(transform_batch)
         if (~tensors.presence[:, use.cpu()].any(1)).any():
             warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
                           DataWarning, stacklevel=2)
@@ -834,20 +849,34 @@ class BaseModel:
         check_int("importance", importance, minimum=0)
         return importance
 
+    def _transformed_covariates(self, tensors: MultimodalTensors, batch: Any) -> Tensor:
+        """The covariate vectors of ``tensors`` with every observation's batch replaced by ``batch``."""
+        block, column = batch_column(self.registry_.get("covariates"), batch)
+        covariates = tensors.covariates.clone()
+        covariates[:, block] = 0.0
+        covariates[:, column] = 1.0
+        return covariates
+
     def _predictive(self, tensors: MultimodalTensors, modality: str, use: Tensor, n_samples: int,
-                    importance: int, batch_size: int | None):
-        """Per batch: decoded likelihood parameters and one predictive draw for each latent draw."""
+                    importance: int, batch_size: int | None, *, decoder_covariates: Tensor | None = None):
+        """Per batch: decoded likelihood parameters and one predictive draw for each latent draw.
+
+        ``decoder_covariates`` ``(n_obs, n_covariates)`` replace the observations' own
+        covariates in the decoder of ``modality`` (not in the posterior of the latent).
+        """
         lik = self.module.likelihoods[modality]
         if batch_size is None:
             batch_size = self._draw_batch_size(max(n_samples, importance), modality, importance > 0)
         check_int("batch_size", batch_size, minimum=1)
         self.module.eval()
-        for _, batch in self._batches(tensors, batch_size, f"Sampling {modality}"):
+        for idx, batch in self._batches(tensors, batch_size, f"Sampling {modality}"):
             batch_use = use.expand_as(batch["presence"])
             if importance:
                 z = self.module.sample_model_posterior(batch, batch_use, n_samples, importance)
             else:
                 z = self.module.sample_posterior(batch, batch_use, n_samples)
+            if decoder_covariates is not None:
+                batch = {**batch, "covariates": decoder_covariates[idx].to(self.device)}
             log_library = None
             if modality in self.module.library_modalities:  # the target's depth: observed if given, else drawn
                 j = self.modalities.index(modality)

@@ -1,0 +1,224 @@
+"""Models conditioned on covariates (a batch, categorical and continuous covariates of ``obs``)."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import mdlprob
+from mdlprob.data import make_mudata, setup_mudata
+from mdlprob.exceptions import RegistrationError
+from mdlprob.models import FactorModel, GraphPoEVAE, MoEVAE, MoPoEVAE, PoEVAE
+from mdlprob.testing import check_model
+
+LIKELIHOODS = {"rna": "nb", "protein": "nb", "clinical": "mixed"}
+MODELS = [PoEVAE, MoEVAE, MoPoEVAE, GraphPoEVAE, FactorModel]
+SMALL = {"rna": 30, "protein": 8}
+
+
+def _data(n_obs: int = 120, *, batches: int = 3, seed: int = 0, **setup):
+    mdata = mdlprob.datasets.synthetic(n_obs, n_vars=SMALL, missing={"protein": 0.3}, batches=batches, seed=seed)
+    setup_mudata(mdata, likelihoods=LIKELIHOODS, **setup)
+    return mdata
+
+
+def _kwargs(cls) -> dict:
+    return {"n_factors": 3} if cls is FactorModel else {"n_latent": 3, "n_hidden": 16}
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+def test_conditional_models_honour_the_model_contract(cls):
+    mdata = _data(60, batch_key="batch", continuous_covariate_keys=["time"])
+    kwargs = _kwargs(cls)
+    if cls is GraphPoEVAE:  # check_model's masked-value checks need experts that read no neighbours
+        mdata.obsp["empty"] = sp.csr_matrix((mdata.n_obs, mdata.n_obs), dtype=np.float32)
+        kwargs["graph_key"] = "empty"
+    check_model(cls, mdata, **kwargs)
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+def test_covariates_enter_encoders_and_decoders(cls):
+    """The latent and the decoded means move when only an observation's batch changes."""
+    mdata = _data(60, batch_key="batch")
+    mdlprob.settings.seed = 0
+    model = cls(mdata, **_kwargs(cls))
+    model.train(max_epochs=1, progress_bar=False)
+    for p in model.module.parameters():  # one epoch leaves covariate weights near their init; make them matter
+        p.data.add_(0.1 * torch.randn_like(p))
+    moved = mdata.copy()
+    moved.obs["batch"] = moved.obs["batch"].cat.rename_categories(["batch1", "batch2", "batch0"])
+    z, z_moved = model.get_latent(mdata), model.get_latent(moved)
+    if cls is FactorModel or isinstance(model, GraphPoEVAE):
+        assert not np.allclose(z, z_moved)
+    else:
+        assert np.abs(z - z_moved).max() > 1e-4
+    batch = model.tensors(mdata).batch(torch.arange(5))
+    z0 = torch.zeros(5, model.module.n_latent)
+    other = {**batch, "covariates": batch["covariates"].roll(1, dims=1)}
+    mean = model.module.likelihoods["protein"].mean
+    assert not torch.allclose(mean(model.module.decode("protein", z0, batch)),
+                              mean(model.module.decode("protein", z0, other)))
+
+
+def test_model_without_covariates_keeps_its_weights_layout():
+    """No covariates: module shapes are those of models built before covariates existed."""
+    mdata = _data(40, batches=None)
+    model = PoEVAE(mdata, n_latent=3, n_hidden=16)
+    assert "covariates" not in model._module_kwargs
+    assert model.module.n_covariates == 0
+    lik = model.module.likelihoods["rna"]
+    assert model.module.encoders["rna"].body[0].in_features == lik.in_features
+    assert model.module.decoders["rna"][0].in_features == 3
+    assert lik.mu_head.in_features == 16
+    assert model.module.library_coef.shape == (2, 3 + 2 * 2 + 1)
+
+
+def _with_covariate_columns(blind_state: dict, state: dict, n_cov: int) -> dict:
+    """``blind_state`` laid out as ``state``: covariate columns (appended to every input) set to 0."""
+    out = {}
+    for name, value in state.items():
+        old = blind_state[name]
+        if old.shape == value.shape:
+            out[name] = old.clone()
+            continue
+        new = torch.zeros_like(value)
+        if name.endswith("library_coef"):  # covariates sit before the intercept
+            new[:, : old.shape[1] - 1], new[:, -1] = old[:, :-1], old[:, -1]
+        else:
+            assert value.shape[1] == old.shape[1] + n_cov, name
+            new[:, : old.shape[1]] = old
+        out[name] = new
+    return out
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+def test_constant_batch_changes_nothing(cls):
+    """One batch for everyone: the batch-blind model is the conditional one with zero covariate weights.
+
+    Its weights copied into the model with a constant batch (covariate columns zero) give the
+    same latent and the same imputation: covariates enter only through their own columns.
+    """
+    blind_data, const_data = _data(50, batches=1), _data(50, batches=1, batch_key="batch")
+    blind, const = cls(blind_data, **_kwargs(cls)), cls(const_data, **_kwargs(cls))
+    blind.train(max_epochs=2, progress_bar=False)
+    const.train(max_epochs=1, progress_bar=False)
+    const.module.load_state_dict(_with_covariate_columns(blind.module.state_dict(), const.module.state_dict(), 1))
+    np.testing.assert_allclose(const.get_latent(const_data), blind.get_latent(blind_data), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_impute(const, const_data, given=["rna"], importance=0).X,
+                               _impute(blind, blind_data, given=["rna"], importance=0).X, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_constant_batch_gives_batch_blind_quality():
+    """Trained from scratch, a model with one constant batch imputes as well as the batch-blind one."""
+    scores = []
+    for setup in ({}, {"batch_key": "batch"}):
+        mdata = _data(1000, batches=1, **setup)
+        mdlprob.settings.seed = 0
+        model = PoEVAE(mdata, n_latent=4, n_hidden=32)
+        model.train(max_epochs=100, progress_bar=False)
+        truth, hidden = mdlprob.datasets.hidden_truth(mdata, "protein")
+        rows = hidden.all(1)
+        imputed = model.impute(mdata, "protein", n_samples=20).layers["mean"]
+        scores.append(np.corrcoef(np.log1p(imputed[rows]).ravel(), np.log1p(truth[rows]).ravel())[0, 1])
+    blind, constant = scores
+    assert constant == pytest.approx(blind, abs=0.03)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    mdata = _data(150, batch_key="batch", continuous_covariate_keys=["time"])
+    mdlprob.settings.seed = 0
+    model = PoEVAE(mdata, n_latent=3, n_hidden=16)
+    model.train(max_epochs=3, progress_bar=False)
+    return model, mdata
+
+
+def _impute(model, mdata, **kwargs):
+    mdlprob.settings.seed = 1
+    return model.impute(mdata, "protein", n_samples=10, **kwargs)
+
+
+def test_transform_to_own_batch_is_the_default(trained):
+    model, mdata = trained
+    own = mdata[mdata.obs["batch"] == "batch1"].copy()
+    default = _impute(model, own)
+    np.testing.assert_array_equal(_impute(model, own, transform_batch="batch1").X, default.X)
+    other = _impute(model, own, transform_batch="batch0")
+    assert not np.allclose(other.X, default.X)
+    assert other.uns["mdlprob_impute"]["transform_batch"] == "batch0"
+
+
+def test_transform_batch_changes_the_decoder_not_the_latent(trained):
+    """Observations of every batch transformed to batch b decode as batch b from their own posterior."""
+    model, mdata = trained
+    tensors = model.tensors(mdata)
+    moved = model._transformed_covariates(tensors, "batch2")
+    assert (moved[:, :3].argmax(1) == 2).all()
+    torch.testing.assert_close(moved[:, 3:], tensors.covariates[:, 3:])
+    assert np.allclose(_impute(model, mdata, transform_batch="batch2", given=["rna"]).X.shape, (150, 8))
+
+
+def test_bad_transform_batch_raises(trained):
+    model, mdata = trained
+    with pytest.raises(ValueError, match=r"training batches of 'batch'.*'batch7'"):
+        _impute(model, mdata, transform_batch="batch7")
+    data = _data(40)
+    blind = PoEVAE(data, n_latent=2, n_hidden=8)
+    blind.train(max_epochs=1, progress_bar=False)
+    with pytest.raises(ValueError, match="batch_key"):
+        blind.impute(data, "protein", n_samples=2, transform_batch="batch0")
+
+
+def test_unseen_batch_at_prediction_raises(trained):
+    model, mdata = trained
+    new = mdata.copy()
+    new.obs["batch"] = new.obs["batch"].cat.rename_categories({"batch2": "hospital9"})
+    with pytest.raises(RegistrationError, match=r"'batch'.*\['hospital9'\]"):
+        model.get_latent(new)
+    with pytest.raises(RegistrationError, match="hospital9"):
+        model.impute(new, "protein", n_samples=2)
+
+
+def test_save_load_with_covariates_reproduces_outputs(trained, tmp_path):
+    model, mdata = trained
+    model.save(tmp_path / "m")
+    back = PoEVAE.load(tmp_path / "m", mdata)
+    assert back.registry_["covariates"] == model.registry_["covariates"]
+    np.testing.assert_array_equal(back.get_latent(mdata), model.get_latent(mdata))
+    np.testing.assert_allclose(_impute(back, mdata, transform_batch="batch0").X,
+                               _impute(model, mdata, transform_batch="batch0").X, rtol=1e-6)
+
+
+def test_image_experts_read_covariates():
+    rng = np.random.default_rng(0)
+    n, side = 40, 16
+    names = [f"s{i}" for i in range(n)]
+    img = ad.AnnData(rng.random((n, side * side)).astype(np.float32))
+    img.obs_names, img.var_names = names, [f"p{j}" for j in range(side * side)]
+    img.uns["image_shape"] = [1, side, side]
+    vec = ad.AnnData(rng.normal(size=(n, 3)).astype(np.float32))
+    vec.obs_names, vec.var_names = names, ["a", "b", "c"]
+    mdata = make_mudata({"scan": img, "clinical": vec}, obs_order=names)
+    mdata.obs["scanner"] = np.where(np.arange(n) < 20, "A", "B")
+    setup_mudata(mdata, likelihoods={"scan": "gaussian", "clinical": "gaussian"}, batch_key="scanner")
+    model = PoEVAE(mdata, n_latent=2, n_hidden=8)
+    assert model.module.encoders["scan"].out.in_features == 32 * 4 * 4 + 2  # 2 stages of 16, 32 channels
+    assert model.module.decoders["scan"].inp.in_features == 2 + 2
+    model.train(max_epochs=1, progress_bar=False)
+    out = model.impute(mdata, "scan", n_samples=2, transform_batch="B")
+    assert np.isfinite(out.X).all()
+
+
+def test_factor_model_covariates_are_fixed_effects_outside_the_ard_prior():
+    mdata = _data(60, batch_key="batch")
+    model = FactorModel(mdata, n_factors=3)
+    head = model.module.likelihoods["protein"].mu_head
+    assert head.in_features == 3 + 3
+    assert model.module.ard_weights("protein").shape[1] == 3
+    model.train(max_epochs=1, progress_bar=False)
+    assert model.loadings("protein").shape == (8, 3)
+    assert np.isfinite(model.variance_explained().loc[["rna", "protein"]].to_numpy()).all()
