@@ -222,3 +222,44 @@ def test_factor_model_covariates_are_fixed_effects_outside_the_ard_prior():
     model.train(max_epochs=1, progress_bar=False)
     assert model.loadings("protein").shape == (8, 3)
     assert np.isfinite(model.variance_explained().loc[["rna", "protein"]].to_numpy()).all()
+
+
+def _integration_scores(mdata, model) -> dict:
+    """iLISI batch mixing (scib-metrics, 0 = separated, 1 = mixed), latent recovery and imputation of hidden protein."""
+    scib = pytest.importorskip("scib_metrics")
+    from scib_metrics.nearest_neighbors import NeighborsResults
+    from sklearn.linear_model import LinearRegression
+    from sklearn.neighbors import NearestNeighbors
+
+    z = model.get_latent(mdata)
+    dist, idx = NearestNeighbors(n_neighbors=90).fit(z).kneighbors(z)
+    batch = mdata.obs["batch"].cat.codes.to_numpy()
+    z_true = mdata.obsm["z_true"]
+    truth, hidden = mdlprob.datasets.hidden_truth(mdata, "protein")
+    rows = hidden.all(1)
+    mean = model.impute(mdata, "protein", n_samples=50).layers["mean"][rows]
+    return {"ilisi": float(scib.ilisi_knn(NeighborsResults(indices=idx, distances=dist), batch)),
+            "r2_z_true": LinearRegression().fit(z, z_true).score(z, z_true),
+            "r": np.corrcoef(np.log1p(mean).ravel(), np.log1p(truth[rows]).ravel())[0, 1]}
+
+
+@pytest.mark.slow
+def test_batch_aware_model_mixes_batches_and_imputes_better():
+    """On synthetic(batches=3), conditioning on the batch mixes batches, recovers the true latent and imputes better.
+
+    Measured (1500 cells, 60 epochs): iLISI 0.81 vs 0.03, R2 of the true latent 0.94 vs 0.78,
+    imputation r 0.90 vs 0.85 (batch-aware vs batch-blind).
+    """
+    scores = {}
+    for name, setup in (("blind", {}), ("aware", {"batch_key": "batch"})):
+        mdata = mdlprob.datasets.synthetic(1500, n_vars={"rna": 100, "protein": 20}, missing={"protein": 0.3},
+                                           batches=3)
+        setup_mudata(mdata, likelihoods=LIKELIHOODS, **setup)
+        mdlprob.settings.seed = 0
+        model = PoEVAE(mdata, n_latent=6)
+        model.train(max_epochs=60, progress_bar=False)
+        scores[name] = _integration_scores(mdata, model)
+    aware, blind = scores["aware"], scores["blind"]
+    assert aware["ilisi"] > blind["ilisi"] + 0.4
+    assert aware["r2_z_true"] > blind["r2_z_true"] + 0.05
+    assert aware["r"] > blind["r"] + 0.02
