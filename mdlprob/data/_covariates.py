@@ -48,7 +48,7 @@ def check_covariates(mdata, *, batch_key: str | None, categorical_covariate_keys
         raise KeyError(msg)
     categories = {}
     for key in keys:
-        values = _categorical_values(mdata.obs, key)
+        values = categorical_values(mdata.obs, key)
         column = mdata.obs[key]
         order = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
         seen = set(values)
@@ -90,6 +90,23 @@ def batch_column(entry: Mapping[str, Any] | None, batch: Any) -> tuple[slice, in
     return slice(0, len(categories)), categories.index(str(batch))
 
 
+def observation_batches(tensors, entry: Mapping[str, Any]) -> np.ndarray:
+    """Each observation's batch (its label) from the one-hot block of ``tensors.covariates``."""
+    categories = entry["categories"][entry["batch_key"]]
+    codes = tensors.covariates[:, : len(categories)].argmax(1).cpu().numpy()
+    return np.asarray(categories, dtype=object)[codes]
+
+
+def batch_support(tensors, registry: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Modality to the batches in which some observation of ``tensors`` has it (empty without a batch)."""
+    entry = registry.get("covariates")
+    if not entry or not entry.get("batch_key"):
+        return {}
+    batches = observation_batches(tensors, entry)
+    presence = tensors.presence.cpu().numpy()
+    return {mod: sorted({str(b) for b in batches[presence[:, j]]}) for j, mod in enumerate(registry["modalities"])}
+
+
 def covariate_array(obs: pd.DataFrame, entry: Mapping[str, Any]) -> np.ndarray:
     """The ``(n_obs, n_covariates)`` float32 covariate vectors of ``obs`` under the registry ``entry``.
 
@@ -106,7 +123,7 @@ def covariate_array(obs: pd.DataFrame, entry: Mapping[str, Any]) -> np.ndarray:
     for key in entry["categorical_keys"]:
         categories = entry["categories"][key]
         _require(obs, key)
-        values = _categorical_values(obs, key)
+        values = categorical_values(obs, key)
         unseen = sorted(set(values) - set(categories))
         if unseen:
             msg = (f"Covariate column {key!r} of mdata.obs has categories the model never saw at training: "
@@ -146,7 +163,8 @@ def _rows(obs: pd.DataFrame, bad: np.ndarray) -> str:
     return f"{int(bad.sum())} row(s) ({', '.join(names)}{', ...' if bad.sum() > _MAX_NAMED_ROWS else ''})"
 
 
-def _categorical_values(obs: pd.DataFrame, key: str) -> list[str]:
+def categorical_values(obs: pd.DataFrame, key: str) -> list[str]:
+    """The column's values as strings; a missing value raises an error naming the rows."""
     column = obs[key]
     missing = column.isna().to_numpy()
     if missing.any():

@@ -263,3 +263,18 @@ def test_batch_aware_model_mixes_batches_and_imputes_better():
     assert aware["ilisi"] > blind["ilisi"] + 0.4
     assert aware["r2_z_true"] > blind["r2_z_true"] + 0.05
     assert aware["r"] > blind["r"] + 0.02
+
+
+def test_imputing_a_modality_in_a_batch_that_never_had_it_warns():
+    mdata = mdlprob.datasets.synthetic(90, n_vars=SMALL, batches=3)
+    mdata = mdlprob.data.hide_modality(mdata, "protein", (mdata.obs["batch"] == "batch2").to_numpy())
+    setup_mudata(mdata, likelihoods=LIKELIHOODS, batch_key="batch")
+    model = PoEVAE(mdata, n_latent=2, n_hidden=8)
+    assert model.batch_support_["protein"] == ["batch0", "batch1"]
+    assert model.batch_support_["rna"] == ["batch0", "batch1", "batch2"]
+    model.train(max_epochs=1, progress_bar=False)
+    n = int((mdata.obs["batch"] == "batch2").sum())
+    with pytest.warns(mdlprob.exceptions.DataWarning, match=rf"\['batch2'\] had modality 'protein'.*{n} obs"):
+        model.impute(mdata, "protein", n_samples=2)
+    model.impute(mdata, "protein", n_samples=2, transform_batch="batch0")  # no warning (warnings are errors)
+    model.impute(mdata, "rna", n_samples=2)
