@@ -118,3 +118,31 @@ def test_graph_model_query_mapping_is_refused():
     model.train(max_epochs=1, progress_bar=False)
     with pytest.raises(TypeError, match="GraphGaussianEncoder"):
         GraphPoEVAE.load_query_data(query, model)
+
+
+def test_image_experts_are_mapped_too():
+    import anndata as ad
+
+    from mdlprob.data import make_mudata
+
+    rng = np.random.default_rng(0)
+    n, side = 40, 16
+    names = [f"s{i}" for i in range(n)]
+    img = ad.AnnData(rng.random((n, side * side)).astype(np.float32))
+    img.obs_names, img.var_names = names, [f"p{j}" for j in range(side * side)]
+    img.uns["image_shape"] = [1, side, side]
+    vec = ad.AnnData(rng.normal(size=(n, 3)).astype(np.float32))
+    vec.obs_names, vec.var_names = names, ["a", "b", "c"]
+    mdata = make_mudata({"scan": img, "clinical": vec}, obs_order=names)
+    mdata.obs["scanner"] = np.where(np.arange(n) < 25, "A", "B")
+    ref = mdata[:25].copy()
+    setup_mudata(ref, likelihoods={"scan": "gaussian", "clinical": "gaussian"}, batch_key="scanner")
+    reference = PoEVAE(ref, n_latent=2, n_hidden=8)
+    reference.train(max_epochs=1, progress_bar=False)
+    before = {k: v.clone() for k, v in reference.module.state_dict().items()}
+    mapped = PoEVAE.load_query_data(mdata[25:].copy(), reference)
+    assert {"encoders.scan.out.weight", "decoders.scan.inp.weight"} <= set(mapped._query_masks)
+    mapped.train(max_epochs=2, progress_bar=False)
+    after = mapped.module.state_dict()
+    for name, mask in mapped._query_masks.items():
+        assert torch.equal(after[name][~mask].reshape(before[name].shape), before[name]), name
