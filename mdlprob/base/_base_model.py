@@ -1045,15 +1045,16 @@ class BaseModel:
 
     @classmethod
     def load_query_data(cls, mdata: md.MuData, reference: BaseModel | str | Path, *,
-                        accelerator: str = "auto") -> BaseModel:
+                        train_first_layers: bool = False, accelerator: str = "auto") -> BaseModel:
         r"""A model for new batches ``mdata`` (a query) built on a trained ``reference`` (scArches surgery).
 
         The reference must have a batch (``setup_mudata(..., batch_key=...)``). Its registry
         is extended with the query's new batches (categories of the batch column unseen by
         the reference), and every part of the module that reads the batch gets zero-initialised
         columns for them (see :mod:`mdlprob.base._query`). :meth:`train` then fine-tunes those
-        columns only, on the query alone: every reference weight stays bit for bit what it
-        was (no weight decay; no noise refit; the library-size regression is the reference's).
+        columns only (and, with ``train_first_layers``, the encoders' first layers), on the
+        query alone: every other reference weight stays bit for bit what it was (no weight
+        decay; no noise refit; the library-size regression is the reference's).
         Before training, the model maps the query with the new batches' effects at zero
         ("no fine-tuning"). The query may lack modalities the reference had (absent for all
         its observations); they are imputed as usual, with intervals.
@@ -1065,13 +1066,19 @@ class BaseModel:
             and ``obs`` holding the reference's covariate columns. It need not be registered.
         reference
             A trained model of this class, or the folder it was saved to.
+        train_first_layers
+            Also fine-tune the first layer of every encoder (all its inputs and its bias; as
+            scArches does when it does not freeze the expression inputs), so the query's
+            encoders can adapt beyond an additive batch effect. The decoders, i.e. the
+            reference's generative model, stay frozen; the reference object itself is never
+            changed (its weights are copied).
 
         Returns
         -------
         A trained model of this class whose training data are ``mdata``; ``model.train(...)``
         fine-tunes it. Saved and loaded like any model.
         """
-        return query_model(cls, mdata, reference, accelerator=accelerator)
+        return query_model(cls, mdata, reference, train_first_layers=train_first_layers, accelerator=accelerator)
 
     @classmethod
     def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto",

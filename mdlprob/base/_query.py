@@ -25,7 +25,7 @@ from ..nn import ConvDecoder, ConvEncoder, GaussianEncoder
 from ._validate import resolve_device
 
 
-def query_model(cls, mdata, reference, *, accelerator: str = "auto"):
+def query_model(cls, mdata, reference, *, train_first_layers: bool = False, accelerator: str = "auto"):
     """:meth:`BaseModel.load_query_data`: the reference's copy with the query's new batches added."""
     if isinstance(reference, (str, Path)):
         reference = cls.load(reference, accelerator=accelerator)
@@ -69,6 +69,15 @@ def query_model(cls, mdata, reference, *, accelerator: str = "auto"):
     self.n_observed_ = dict(reference.n_observed_)
     self.is_trained_ = True
     self._tensors = self.tensors(mdata)
+    if not isinstance(train_first_layers, bool):
+        msg = f"Expected train_first_layers to be True or False, got {train_first_layers!r}."
+        raise TypeError(msg)
+    if train_first_layers:  # every input of each encoder's first layer, and its bias
+        names = {id(m): name for name, m in self.module.named_modules()}
+        for mod in self.modalities:
+            layer = encoder_input(self.module, mod)
+            for attr in ("weight", "bias"):
+                masks[f"{names[id(layer)]}.{attr}"] = torch.ones_like(getattr(layer, attr), dtype=torch.bool)
     self._query_masks = masks
     support = batch_support(self._tensors, registry)
     self.batch_support_ = {m: sorted({*reference.batch_support_.get(m, []), *support.get(m, [])}) for m in support}
@@ -94,17 +103,21 @@ def unfreeze(module: nn.Module, handles: list[Any]) -> None:
         param.requires_grad_(True)
 
 
+def encoder_input(module: nn.Module, mod: str) -> nn.Linear:
+    """The layer of modality ``mod``'s encoder that reads the covariates."""
+    encoder = module.encoders[mod]
+    if isinstance(encoder, GaussianEncoder):
+        return encoder.body[0] if len(encoder.body) else encoder.out
+    if isinstance(encoder, ConvEncoder):
+        return encoder.out
+    msg = f"Reference mapping does not support {type(encoder).__name__} experts (modality {mod!r})."
+    raise TypeError(msg)
+
+
 def covariate_inputs(module: nn.Module) -> Iterator[tuple[nn.Module, str]]:
     """``(owner, name)`` of every weight whose input columns end with the covariate vector."""
     for mod in module.modalities:
-        encoder = module.encoders[mod]
-        if isinstance(encoder, GaussianEncoder):
-            yield (encoder.body[0], "weight") if len(encoder.body) else (encoder.out, "weight")
-        elif isinstance(encoder, ConvEncoder):
-            yield encoder.out, "weight"
-        else:
-            msg = f"Reference mapping does not support {type(encoder).__name__} experts (modality {mod!r})."
-            raise TypeError(msg)
+        yield encoder_input(module, mod), "weight"
         decoder = module.decoders[mod]
         if isinstance(decoder, ConvDecoder):
             yield decoder.inp, "weight"

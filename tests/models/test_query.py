@@ -112,6 +112,26 @@ def test_query_mapping_rejects_what_it_cannot_do(reference, tmp_path):
     assert from_path.module.n_covariates == model.module.n_covariates + 1
 
 
+def test_train_first_layers_moves_the_encoders_first_layers_only(reference):
+    model, _, query = reference
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    mapped = PoEVAE.load_query_data(query, model, train_first_layers=True)
+    start = {k: v.clone() for k, v in mapped.module.state_dict().items()}
+    mapped.train(max_epochs=2, progress_bar=False)
+    after = mapped.module.state_dict()
+    first = {f"encoders.{m}.body.0.{a}" for m in ("rna", "protein", "clinical") for a in ("weight", "bias")}
+    assert first <= set(mapped._query_masks)
+    assert all(not torch.equal(after[k], start[k]) for k in first)
+    for name, value in after.items():
+        if name.startswith("decoders.") or name.startswith("likelihoods.") or ".out." in name:
+            mask = mapped._query_masks.get(name)
+            kept = value if mask is None else value[~mask].reshape(before[name].shape)
+            assert torch.equal(kept, before[name]), name
+    assert all(torch.equal(v, before[k]) for k, v in model.module.state_dict().items())  # the reference itself
+    with pytest.raises(TypeError, match="train_first_layers"):
+        PoEVAE.load_query_data(query, model, train_first_layers="yes")
+
+
 def test_graph_model_query_mapping_is_refused():
     ref, query = _split(90)
     model = GraphPoEVAE(ref, n_latent=2, n_hidden=8)
