@@ -12,7 +12,7 @@ import mdlprob
 from mdlprob.data import make_mudata, setup_mudata
 from mdlprob.exceptions import RegistrationError
 from mdlprob.models import FactorModel, GraphPoEVAE, MoEVAE, MoPoEVAE, PoEVAE
-from mdlprob.testing import check_model
+from mdlprob.testing import check_model, replayed_mean_field_elbo
 
 LIKELIHOODS = {"rna": "nb", "protein": "nb", "clinical": "mixed"}
 MODELS = [PoEVAE, MoEVAE, MoPoEVAE, GraphPoEVAE, FactorModel]
@@ -140,6 +140,24 @@ def trained():
 def _impute(model, mdata, **kwargs):
     mdlprob.settings.seed = 1
     return model.impute(mdata, "protein", n_samples=10, **kwargs)
+
+
+def test_conditional_fast_loss_equals_the_pyro_elbo(trained):
+    """With covariates the fused loss is still the Pyro model/guide's ELBO for the same draws."""
+    model, mdata = trained
+    module = model.module.train()
+    batch = model.tensors(mdata).batch(torch.arange(mdata.n_obs))
+    elbo, guide = replayed_mean_field_elbo(module, batch, 0.7)
+    z = {n[2:]: s["value"] for n, s in guide.nodes.items() if n.startswith("z_")}
+    torch.testing.assert_close(module.loss(batch, kl_weight=0.7, z=z), -elbo / mdata.n_obs, rtol=1e-5, atol=1e-4)
+    module.eval()
+
+
+def test_svi_trains_a_conditional_model():
+    mdata = _data(60, batch_key="batch")
+    model = PoEVAE(mdata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=2, inference="svi", progress_bar=False)
+    assert np.isfinite(model.history_["train_loss"]).all()
 
 
 def test_transform_to_own_batch_is_the_default(trained):
