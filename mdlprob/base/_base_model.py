@@ -527,7 +527,9 @@ class BaseModel:
         """Posterior of the latent variable for every observation of ``mdata``.
 
         Writes ``mdata.obsm["X_mdlprob"]`` (posterior mean) and, with ``give_std``,
-        ``mdata.obsm["X_mdlprob_std"]``; nothing else of ``mdata`` changes.
+        ``mdata.obsm["X_mdlprob_std"]``; nothing else of ``mdata`` changes. With covariates
+        (``setup_mudata(..., batch_key=...)``) the encoders read each observation's own, so
+        the latent describes what is left once the batch is accounted for (batch-corrected).
 
         Parameters
         ----------
