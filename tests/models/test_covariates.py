@@ -50,11 +50,7 @@ def test_covariates_enter_encoders_and_decoders(cls):
         p.data.add_(0.1 * torch.randn_like(p))
     moved = mdata.copy()
     moved.obs["batch"] = moved.obs["batch"].cat.rename_categories(["batch1", "batch2", "batch0"])
-    z, z_moved = model.get_latent(mdata), model.get_latent(moved)
-    if cls is FactorModel or isinstance(model, GraphPoEVAE):
-        assert not np.allclose(z, z_moved)
-    else:
-        assert np.abs(z - z_moved).max() > 1e-4
+    assert np.abs(model.get_latent(mdata) - model.get_latent(moved)).max() > 1e-4
     batch = model.tensors(mdata).batch(torch.arange(5))
     z0 = torch.zeros(5, model.module.n_latent)
     other = {**batch, "covariates": batch["covariates"].roll(1, dims=1)}
