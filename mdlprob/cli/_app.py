@@ -245,6 +245,7 @@ def fit(
     likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed. Default: the registration saved in DATA (setup_mudata before writing it).")] = [],  # noqa: B006
     layer: Annotated[list[str], typer.Option(metavar="MODALITY=LAYER", help="Where values are when not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
+    batch_key: Annotated[str, typer.Option(help="obs column of each observation's batch; every encoder and decoder is conditioned on it (with --likelihood).")] = "",
     model: Annotated[str, typer.Option(help="poe (PoEVAE), mopoe (MoPoEVAE), moe (MoEVAE) or factor (FactorModel).")] = "poe",
     n_latent: Annotated[int, typer.Option(help="Latent dimension (number of factors for --model factor).")] = 16,
     n_hidden: Annotated[int, typer.Option(help="Hidden layer width.")] = 128,
@@ -294,9 +295,13 @@ def fit(
     mdlprob.settings.seed = seed
     likelihoods = _pairs(likelihood, "--likelihood")
     log = logging.getLogger("mdlprob")
+    if batch_key and not likelihoods:
+        msg = ("--batch-key registers the data anew and needs --likelihood for each modality (or register the batch "
+               "with mdlprob.data.setup_mudata(..., batch_key=...) before writing the file).")
+        raise typer.BadParameter(msg)
     if likelihoods:
         mdlprob.data.setup_mudata(mdata, likelihoods=likelihoods, layer=_pairs(layer, "--layer"), mask_key=mask_key or None,
-                                  outcome=spec)
+                                  outcome=spec, batch_key=batch_key or None)
         unused = [m for m in mdata.mod if m not in likelihoods]
         if unused:
             log.warning("Not modelled (no --likelihood): %s.", ", ".join(unused))
@@ -341,6 +346,7 @@ def impute(
     out: Annotated[Path, typer.Option(help="Output .h5ad with layers mean, std and quantiles.")],
     given: Annotated[list[str], typer.Option(metavar="MODALITY", help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
     n_samples: Annotated[int, typer.Option(help="Posterior predictive samples.")] = 100,
+    transform_batch: Annotated[str, typer.Option(help="Predict as if measured in this training batch (models with a batch).")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     seed: _Seed = 0,
 ) -> None:
@@ -353,7 +359,8 @@ def impute(
     mdata = _read(data)
     model = _load_model(model_dir, mdata)
     mdlprob.settings.seed = seed
-    result = model.impute(mdata, modality, given=given or None, n_samples=n_samples)
+    result = model.impute(mdata, modality, given=given or None, n_samples=n_samples,
+                          transform_batch=transform_batch or None)
     with atomic_path(out, suffix=".h5ad") as tmp:
         result.write_h5ad(tmp)
     typer.echo(f"Imputed {modality} for {result.n_obs} observations ({int((~result.obs['observed']).sum())} without it). Wrote {out}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mudata as md
@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from ..distributions import LIKELIHOODS
 from ..exceptions import DataWarning, RegistrationError
+from ._covariates import check_covariates
 from ._feature_graph import check_feature_graph
 from ._outcome import check_outcome
 from ._table import COLUMN_TYPES, TYPE_KEY
@@ -36,6 +37,9 @@ def setup_mudata(
     feature_graph: Any = None,
     feature_graph_strength: float = 1.0,
     library_size: bool = True,
+    batch_key: str | None = None,
+    categorical_covariate_keys: Sequence[str] | None = None,
+    continuous_covariate_keys: Sequence[str] | None = None,
 ) -> None:
     """Register modalities, their likelihoods and where presence comes from.
 
@@ -185,6 +189,10 @@ def setup_mudata(
         raise ValueError(msg)
     if outcome is not None:
         registry["outcome"] = check_outcome(mdata, outcome)
+    covariates = check_covariates(mdata, batch_key=batch_key, categorical_covariate_keys=categorical_covariate_keys,
+                                  continuous_covariate_keys=continuous_covariate_keys)
+    if covariates is not None:
+        registry["covariates"] = covariates
     if feature_graph is not None:
         if isinstance(feature_graph_strength, bool) or not isinstance(feature_graph_strength, (int, float)) \
                 or not (np.isfinite(feature_graph_strength) and feature_graph_strength > 0):
