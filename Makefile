@@ -28,8 +28,13 @@ test: venv
 test-all: venv
 	$(BIN)/python -m pytest -q -m ""
 
+# The documentation site (mkdocs-material, API reference from the docstrings); --strict fails on any warning.
+docs: venv
+	$(BIN)/python -m pip install -e ".[docs]" >/dev/null
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: venv
 	$(BIN)/python benchmarks/throughput.py --out benchmarks/results
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output .pytest_cache site

@@ -276,7 +276,9 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     if syn.empty:
         return
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    colors = {m: f"C{i}" for i, m in enumerate(sorted(syn["method"].unique()))}
+    from mdlprob.plotting import method_colors
+
+    colors = method_colors(sorted(syn["method"].unique()))
     for ax, metric in zip(axes, ("pearson_r", "rmse", "coverage_90", "crps"), strict=True):
         for method, grp in syn.groupby("method"):
             if metric in grp and grp[metric].notna().any():

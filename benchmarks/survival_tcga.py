@@ -360,6 +360,8 @@ def _figure(table: pd.DataFrame, pub: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mdlprob.plotting import method_color
+
     cancers = list(dict.fromkeys(table["cancer"]))
     fig, axes = plt.subplots(1, len(cancers), figsize=(6.5 * len(cancers), 4.5), squeeze=False)
     methods = list(dict.fromkeys(table["method"]))
@@ -368,7 +370,7 @@ def _figure(table: pd.DataFrame, pub: pd.DataFrame, path: Path) -> None:
         for i, method in enumerate(methods):
             agg = sub[sub["method"] == method].groupby("missing_rna")["harrell_c"].agg(["mean", "std"])
             ax.errorbar(agg.index * 100 + (i - len(methods) / 2) * 0.6, agg["mean"], yerr=agg["std"], marker="o",
-                        capsize=2, label=method, color=f"C{i}")
+                        capsize=2, label=method, color=method_color(method))
         for j, (_, r) in enumerate(pub[pub["cancer"] == cancer].iterrows()):
             ax.axhline(r["mean"], ls=("--", ":", "-.")[j % 3], color="k", lw=0.9, label=r["method"])
         ax.axhline(0.5, color="grey", lw=0.5)

@@ -17,7 +17,7 @@ def track(iterable: Iterable[T], *, description: str = "", total: int | None = N
     """Wrap ``iterable`` in a tqdm progress bar when ``progress_bar`` is true."""
     from ._settings import settings
 
-    if not (progress_bar and settings.progress_bar):
+    if not (progress_bar and settings.show_progress):
         return iterable
     from tqdm.auto import tqdm
 
@@ -36,7 +36,7 @@ def progress(total: int, description: str, *, progress_bar: bool = True):
     """A manual progress bar (``update``/``close``) of ``total`` steps, or a silent stand-in."""
     from ._settings import settings
 
-    if not (progress_bar and settings.progress_bar):
+    if not (progress_bar and settings.show_progress):
         return _NoBar()
     from tqdm.auto import tqdm
 

@@ -14,7 +14,12 @@ TUTORIALS = sorted((ROOT / "tutorials").glob("*.py"))
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
+#: Tutorials whose fast mode still takes long, run with -m slow (make test-all), and why.
+SLOW = {"04_citeseq_scanpy.py": "scanpy's neighbours and UMAP compile numba code (~40 s on 2 cores)"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in TUTORIALS],
+                         ids=[p.name for p in TUTORIALS])
 def test_tutorial_runs(path, tmp_path, monkeypatch):
     """Run in this process so that pytest's ``filterwarnings = error`` applies to the tutorial too."""
     if "tcga_survival(" in path.read_text():
@@ -24,6 +29,14 @@ def test_tutorial_runs(path, tmp_path, monkeypatch):
             pytest.skip(f"{path.name} needs the shared TCGA tables: {err}")
         from mdlprob.datasets._paths import ENV_VAR, data_root
 
+        monkeypatch.setenv(ENV_VAR, str(data_root().resolve()))  # the tutorial runs from tmp_path
+    if "citeseq_pbmc(" in path.read_text():
+        pytest.importorskip("scanpy", reason=f"{path.name} needs scanpy (pip install scanpy)")
+        from mdlprob.datasets._paths import ENV_VAR, data_root
+
+        folder = data_root() / "citefuse_eccite_pbmc"
+        if not folder.is_dir():
+            pytest.skip(f"{path.name} needs the shared CiteFuse data: no folder {folder}")
         monkeypatch.setenv(ENV_VAR, str(data_root().resolve()))  # the tutorial runs from tmp_path
     out = tmp_path / "out"
     monkeypatch.setenv("MDLPROB_TUTORIAL_FAST", "1")

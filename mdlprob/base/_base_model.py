@@ -23,6 +23,7 @@ from .._io import atomic_dir
 from .._utils import progress, track
 from ..data import get_registry, tensors_from_mudata
 from ..data._backed import BackedTensors
+from ..data._covariates import batch_column, batch_support, observation_batches
 from ..data._feature_graph import feature_graph_indices
 from ..data._setup import check_values, get_matrix
 from ..data._tensors import MultimodalTensors, place, set_training_stats
@@ -32,6 +33,7 @@ from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, l
 from ..train._checkpoint import Checkpointer
 from ._base_module import MultimodalVAEModule
 from ._calibration import calibratable, fit_scales, interpolated_quantile, widen
+from ._query import check_query_training, freeze_except, query_model, unfreeze
 from ._validate import check_float, check_int, check_subset, renamed, resolve_device
 
 LATENT_KEY = "X_mdlprob"
@@ -90,6 +92,8 @@ class BaseModel:
         if graph is not None:
             graph = feature_graph_indices(graph, self.var_names_, list(registry["modalities"]))
         self._module_kwargs = {**module_kwargs, "outcome": registry.get("outcome"), "feature_graph": graph}
+        if registry.get("covariates"):  # absent otherwise: configurations from before covariates stay the same
+            self._module_kwargs["covariates"] = registry["covariates"]
         self.module = self._module_cls(self._spec, **self._module_kwargs)
         set_training_stats(self.module.likelihoods, tensors)
         self._tensors: MultimodalTensors | None = tensors
@@ -102,6 +106,8 @@ class BaseModel:
         self.interval_scale_: dict[str, float | list[float]] = {}
         #: Training observations that have each modality (a never-observed one cannot be imputed meaningfully).
         self.n_observed_: dict[str, int] = {m: int(n) for m, n in zip(registry["modalities"], tensors.presence.sum(0).tolist(), strict=True)}
+        #: With a batch: modality to the training batches in which some observation had it.
+        self.batch_support_: dict[str, list[str]] = batch_support(tensors, registry)
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -252,6 +258,10 @@ class BaseModel:
             raise ValueError(msg)
         device = resolve_device(accelerator)
         world = check_parallel(devices, strategy, inference, device)
+        query = getattr(self, "_query_masks", None)
+        if query is not None:
+            check_query_training(weight_decay=weight_decay, inference=inference, world=world, strategy=strategy)
+            refit_noise_steps = 0  # the noise parameters are the reference's
         if early_stopping and train_size == 1.0:
             train_size = 0.9
         if validation_indices is None:
@@ -278,16 +288,19 @@ class BaseModel:
             train_idx, val_idx = resumed["train_idx"].numpy(), resumed["val_idx"].numpy()
             n_val_before = int(resumed["val_start"])
         self.module.to(device)
-        if world > 1:
-            best_state = fit_spawned(self.module, tensors, train_idx, val_idx, device, cfg, self.history_, world)
-        elif strategy == "ddp" and launched_by_torchrun():
-            best_state = fit_torchrun(self.module, tensors, train_idx, val_idx, device, cfg, self.history_)
-        else:
-            try:
+        handles = [] if query is None else freeze_except(self.module, query)
+        try:
+            if world > 1:
+                best_state = fit_spawned(self.module, tensors, train_idx, val_idx, device, cfg, self.history_, world)
+            elif strategy == "ddp" and launched_by_torchrun():
+                best_state = fit_torchrun(self.module, tensors, train_idx, val_idx, device, cfg, self.history_)
+            else:
                 best_state = fit(self.module, place(tensors, device), train_idx, val_idx, device, cfg, self.history_,
                                  checkpoint=checkpointer, resume=resumed)
-            finally:
-                self.module.eval()
+        finally:
+            self.module.eval()
+            if query is not None:
+                unfreeze(self.module, handles)
         if best_state is not None:
             self.module.load_state_dict(best_state)
         if early_stopping and len(self.history_["val_loss"]) > n_val_before:
@@ -295,7 +308,8 @@ class BaseModel:
         self.module.eval()
         self.train_indices_, self.val_indices_ = [int(i) for i in train_idx], [int(i) for i in val_idx]
         self.is_trained_ = True
-        self._fit_library_model(tensors, train_idx)
+        if query is None:  # a query model keeps the reference's library regression
+            self._fit_library_model(tensors, train_idx)
         if refit_noise_steps is None:  # never more refit steps than training steps: a short fit stays short
             steps_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
             refit_noise_steps = min(self.default_refit_noise_steps, len(self.history_["train_loss"]) * steps_per_epoch)
@@ -519,7 +533,9 @@ class BaseModel:
         """Posterior of the latent variable for every observation of ``mdata``.
 
         Writes ``mdata.obsm["X_mdlprob"]`` (posterior mean) and, with ``give_std``,
-        ``mdata.obsm["X_mdlprob_std"]``; nothing else of ``mdata`` changes.
+        ``mdata.obsm["X_mdlprob_std"]``; nothing else of ``mdata`` changes. With covariates
+        (``setup_mudata(..., batch_key=...)``) the encoders read each observation's own, so
+        the latent describes what is left once the batch is accounted for (batch-corrected).
 
         Parameters
         ----------
@@ -618,7 +634,8 @@ class BaseModel:
     def impute(self, mdata: md.MuData, modality: str, *, given: Sequence[str] | None = None,
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                n_proposals: int | None = None, batch_size: int | None = None,
-               allow_unobserved: bool = False, importance: int | None = None) -> ad.AnnData:
+               allow_unobserved: bool = False, transform_batch: Any = None,
+               importance: int | None = None) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -638,7 +655,7 @@ class BaseModel:
             Levels in (0, 1) written as layers ``q05``, ``q50``, ``q95`` (``q{100 level:g}``,
             two digits at least). For integer-valued likelihoods (``nb``, ``zinb``,
             ``poisson``, ``bernoulli``) they are quantiles of the continuous extension
-            :math:`x + U(-\frac12, \frac12)` of the predictive draws: integer quantiles
+            :math:`x + U(-\\frac12, \\frac12)` of the predictive draws: integer quantiles
             cover too much through ties, these are calibrated (score them with
             ``mdlprob.metrics.interval_coverage(..., discrete=True)``; round them when integer
             bounds are needed).
@@ -657,6 +674,12 @@ class BaseModel:
         allow_unobserved
             Impute a modality that no training observation had (its decoder never saw
             data: the result is the untrained decoder's output) with a warning instead of an error.
+        transform_batch
+            For a model with a batch (``setup_mudata(..., batch_key=...)``): a training batch
+            :math:`b`. The latent posterior still conditions on each observation's own batch
+            (its data were measured there), but the decoder is given :math:`b`, so the result
+            is the prediction as if every observation had been measured in batch :math:`b`
+            (batch-corrected values on a common scale). Default: each observation's own batch.
         importance
             Deprecated name of ``n_proposals`` (a :class:`FutureWarning`).
 
@@ -678,11 +701,19 @@ class BaseModel:
         lik = self.module.likelihoods[modality]
         n_proposals = self._importance(renamed("n_proposals", n_proposals, "importance", importance, owner="impute"),
                                        n_samples)
+        decoder_covariates = None
+        if transform_batch is not None:
+            decoder_covariates = self._transformed_covariates(tensors, transform_batch)
+        else:
+            self._warn_unsupported_batches(tensors, modality)
         batches = ((lik.mean(params).mean(0), draws)
-                   for params, draws in self._predictive(tensors, modality, use, n_samples, n_proposals, batch_size))
+                   for params, draws in self._predictive(tensors, modality, use, n_samples, n_proposals, batch_size,
+                                                         decoder_covariates=decoder_covariates))
         result = self._imputation(mdata, tensors, modality, batches, qs)
         result.uns["mdlprob_impute"] = {"modality": modality, "given": check_subset("given", given, self.modalities),
                                         "n_samples": n_samples, "quantiles": qs, "n_proposals": n_proposals}
+        if transform_batch is not None:
+            result.uns["mdlprob_impute"]["transform_batch"] = str(transform_batch)
         if (~tensors.presence[:, use.cpu()].any(1)).any():
             warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
                           DataWarning, stacklevel=2)
@@ -846,20 +877,48 @@ class BaseModel:
         check_int("n_proposals", n_proposals, minimum=0)
         return n_proposals
 
+    def _warn_unsupported_batches(self, tensors: MultimodalTensors, modality: str) -> None:
+        """Warn when observations belong to batches in which no training observation had ``modality``."""
+        support = getattr(self, "batch_support_", {}).get(modality)
+        if support is None or tensors.covariates is None:
+            return
+        batches = observation_batches(tensors, self.registry_["covariates"])
+        unseen = sorted(set(batches) - set(support))
+        if unseen:
+            n = int(np.isin(batches, unseen).sum())
+            msg = (f"No training observation of batch(es) {unseen} had modality {modality!r}, so its batch effect there "
+                   f"is unknown and the prediction for those {n} observation(s) uses decoder weights no {modality!r} "
+                   f"datum trained. Predict as if measured in a batch that had it: transform_batch in {support}.")
+            warnings.warn(msg, DataWarning, stacklevel=3)
+
+    def _transformed_covariates(self, tensors: MultimodalTensors, batch: Any) -> Tensor:
+        """The covariate vectors of ``tensors`` with every observation's batch replaced by ``batch``."""
+        block, column = batch_column(self.registry_.get("covariates"), batch)
+        covariates = tensors.covariates.clone()
+        covariates[:, block] = 0.0
+        covariates[:, column] = 1.0
+        return covariates
+
     def _predictive(self, tensors: MultimodalTensors, modality: str, use: Tensor, n_samples: int,
-                    importance: int, batch_size: int | None):
-        """Per batch: decoded likelihood parameters and one predictive draw for each latent draw."""
+                    importance: int, batch_size: int | None, *, decoder_covariates: Tensor | None = None):
+        """Per batch: decoded likelihood parameters and one predictive draw for each latent draw.
+
+        ``decoder_covariates`` ``(n_obs, n_covariates)`` replace the observations' own
+        covariates in the decoder of ``modality`` (not in the posterior of the latent).
+        """
         lik = self.module.likelihoods[modality]
         if batch_size is None:
             batch_size = self._draw_batch_size(max(n_samples, importance), modality, importance > 0)
         check_int("batch_size", batch_size, minimum=1)
         self.module.eval()
-        for _, batch in self._batches(tensors, batch_size, f"Sampling {modality}"):
+        for idx, batch in self._batches(tensors, batch_size, f"Sampling {modality}"):
             batch_use = use.expand_as(batch["presence"])
             if importance:
                 z = self.module.sample_model_posterior(batch, batch_use, n_samples, importance)
             else:
                 z = self.module.sample_posterior(batch, batch_use, n_samples)
+            if decoder_covariates is not None:
+                batch = {**batch, "covariates": decoder_covariates[idx].to(self.device)}
             log_library = None
             if modality in self.module.library_modalities:  # the target's depth: observed if given, else drawn
                 j = self.modalities.index(modality)
@@ -993,11 +1052,49 @@ class BaseModel:
             "train_indices": self.train_indices_, "val_indices": self.val_indices_,
             "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
             "n_observed": getattr(self, "n_observed_", {}),
+            "batch_support": getattr(self, "batch_support_", {}),
         }
         buffer = io.BytesIO()  # serialised in memory: a full disk then fails as a plain, reported write
         torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, buffer)
         (folder / _WEIGHTS).write_bytes(buffer.getvalue())
         (folder / _CONFIG).write_text(json.dumps(config, indent=1))
+
+    @classmethod
+    def load_query_data(cls, mdata: md.MuData, reference: BaseModel | str | Path, *,
+                        train_first_layers: bool = False, accelerator: str = "auto") -> BaseModel:
+        r"""A model for new batches ``mdata`` (a query) built on a trained ``reference`` (scArches surgery).
+
+        The reference must have a batch (``setup_mudata(..., batch_key=...)``). Its registry
+        is extended with the query's new batches (categories of the batch column unseen by
+        the reference), and every part of the module that reads the batch gets zero-initialised
+        columns for them (see :mod:`mdlprob.base._query`). :meth:`train` then fine-tunes those
+        columns only (and, with ``train_first_layers``, the encoders' first layers), on the
+        query alone: every other reference weight stays bit for bit what it was (no weight
+        decay; no noise refit; the library-size regression is the reference's).
+        Before training, the model maps the query with the new batches' effects at zero
+        ("no fine-tuning"). The query may lack modalities the reference had (absent for all
+        its observations); they are imputed as usual, with intervals.
+
+        Parameters
+        ----------
+        mdata
+            The query: the reference's modalities (any subset present) with the same features,
+            and ``obs`` holding the reference's covariate columns. It need not be registered.
+        reference
+            A trained model of this class, or the folder it was saved to.
+        train_first_layers
+            Also fine-tune the first layer of every encoder (all its inputs and its bias; as
+            scArches does when it does not freeze the expression inputs), so the query's
+            encoders can adapt beyond an additive batch effect. The decoders, i.e. the
+            reference's generative model, stay frozen; the reference object itself is never
+            changed (its weights are copied).
+
+        Returns
+        -------
+        A trained model of this class whose training data are ``mdata``; ``model.train(...)``
+        fine-tunes it. Saved and loaded like any model.
+        """
+        return query_model(cls, mdata, reference, train_first_layers=train_first_layers, accelerator=accelerator)
 
     @classmethod
     def load(cls, path: str | Path, mdata: md.MuData | None = None, *, accelerator: str = "auto",
@@ -1036,6 +1133,7 @@ class BaseModel:
         self.tuning_ = config.get("tuning")
         self.interval_scale_ = dict(config.get("interval_scale", {}))
         self.n_observed_ = dict(config.get("n_observed", {}))  # empty for models saved before it was recorded
+        self.batch_support_ = dict(config.get("batch_support", {}))
         try:
             self.module = cls._module_cls(self._spec, **self._module_kwargs)
         except (TypeError, ValueError, KeyError) as err:

@@ -8,13 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..data._covariates import n_covariates
 from ..distributions import LIKELIHOODS
 from ..nn import ConvDecoder, ConvEncoder, FeatureGraphEmbedding, GaussianEncoder, TiedHead, mlp
 from ._outcome import OutcomeHead
 
 
 class MultimodalVAEModule(nn.Module):
-    """Encoders, decoders and likelihoods of every registered modality (tensors only, no AnnData).
+    r"""Encoders, decoders and likelihoods of every registered modality (tensors only, no AnnData).
 
     Subclasses define how experts are aggregated (:meth:`posterior`), the training loss
     (:meth:`loss`) and the same objective as a Pyro ``model``/``guide`` pair.
@@ -31,11 +32,21 @@ class MultimodalVAEModule(nn.Module):
     decoder
         ``"mlp"``, or ``"linear"``: the likelihood heads read :math:`z` directly, so each
         modality's natural parameters are affine in :math:`z` (as in LDVAE and factor models).
+    covariates
+        The registry's covariate entry (:func:`~mdlprob.data.setup_mudata` with ``batch_key``
+        etc.), or ``None``. With covariates, batches carry ``batch["covariates"]``
+        :math:`c_i` ``(batch, n_covariates)`` and the model is conditional (as scVI): every
+        encoder reads :math:`[h(x_{im}), c_i]`; an MLP decoder reads :math:`[z, c_i]` and
+        its likelihood heads :math:`[\mathrm{MLP}(z, c_i), c_i]`; a linear decoder's heads read
+        :math:`[z, c_i]`, so covariates are fixed effects on every natural parameter; an
+        image decoder reads :math:`[z, c_i]`. Without covariates the modules are exactly
+        those of a model built before covariates existed.
     """
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]], *, n_latent: int, n_hidden: int,
                  n_layers: int, dropout: float, outcome: Mapping[str, Any] | None = None,
-                 feature_graph: Mapping[str, Any] | None = None, decoder: str = "mlp") -> None:
+                 feature_graph: Mapping[str, Any] | None = None, decoder: str = "mlp",
+                 covariates: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if decoder not in ("mlp", "linear"):
             msg = f"Expected decoder in ('mlp', 'linear'), got {decoder!r}."
@@ -43,8 +54,11 @@ class MultimodalVAEModule(nn.Module):
         self.modalities = list(spec)
         self.n_latent = n_latent
         self.linear_decoder = decoder == "linear" or n_layers == 0
-        #: Width of what the decoder trunk hands the likelihood heads.
+        #: Width of what the decoder trunk hands the likelihood heads (before covariates are joined).
         self.decoder_width = n_latent if self.linear_decoder else n_hidden
+        #: Width of the covariate vector every encoder and decoder is conditioned on (0: none).
+        self.n_covariates = n_covariates(covariates)
+        n_cov = self.n_covariates
         self.likelihoods = nn.ModuleDict()
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
@@ -52,14 +66,14 @@ class MultimodalVAEModule(nn.Module):
             extra = {k: s[k] for k in ("column_types", "n_categories", "library") if k in s}
             shape = s.get("image_shape")
             if shape:
-                decoder = ConvDecoder(n_latent, shape)
+                decoder = ConvDecoder(n_latent + n_cov, shape)
                 lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), decoder.out_channels, has_nan=bool(s["has_nan"]),
                                                    image_shape=tuple(shape), **extra)
-                encoder = ConvEncoder(shape, lik.in_features // (shape[1] * shape[2]), n_latent)
+                encoder = ConvEncoder(shape, lik.in_features // (shape[1] * shape[2]), n_latent, n_covariates=n_cov)
             else:
-                lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), self.decoder_width, has_nan=bool(s["has_nan"]),
-                                                   **extra)
-                encoder = GaussianEncoder(lik.in_features, n_latent, n_hidden, n_layers, dropout=dropout)
+                lik = LIKELIHOODS[s["likelihood"]](int(s["n_vars"]), self.decoder_width + n_cov,
+                                                   has_nan=bool(s["has_nan"]), **extra)
+                encoder = GaussianEncoder(lik.in_features + n_cov, n_latent, n_hidden, n_layers, dropout=dropout)
                 decoder = self._make_trunk(n_hidden, n_layers, dropout)
             self.likelihoods[mod] = lik
             self.encoders[mod] = encoder
@@ -68,17 +82,18 @@ class MultimodalVAEModule(nn.Module):
         if self.library_modalities:
             # log library ~ N(coef . library_design, sd^2) per modality, fitted after training
             n_lib = len(self.library_modalities)
-            self.register_buffer("library_coef", torch.zeros(n_lib, n_latent + 2 * n_lib + 1))
+            self.register_buffer("library_coef", torch.zeros(n_lib, n_latent + 2 * n_lib + n_cov + 1))
             self.register_buffer("library_sd", torch.ones(n_lib))
             self.register_buffer("library_center", torch.zeros(n_lib))
         self.outcome = None if outcome is None else OutcomeHead(outcome, n_latent=n_latent, n_hidden=n_hidden)
         self.feature_graph = None
         if feature_graph is not None:
-            self._tie_decoders(feature_graph, self._make_trunk(n_hidden, n_layers, dropout), self.decoder_width)
+            self._tie_decoders(feature_graph, self._make_trunk(n_hidden, n_layers, dropout), self.decoder_width + n_cov)
 
     def _make_trunk(self, n_hidden: int, n_layers: int, dropout: float) -> nn.Module:
         """The shared part of a vector decoder: an MLP from :math:`z`, or nothing for a linear decoder."""
-        return nn.Identity() if self.linear_decoder else mlp(self.n_latent, n_hidden, n_layers, dropout=dropout)
+        return nn.Identity() if self.linear_decoder else mlp(self.n_latent + self.n_covariates, n_hidden, n_layers,
+                                                             dropout=dropout)
 
     def _tie_decoders(self, graph: Mapping[str, Any], trunk: nn.Module, n_hidden: int) -> None:
         """Linked modalities share ``trunk`` and take their main head's weights from the graph embedding."""
@@ -99,12 +114,27 @@ class MultimodalVAEModule(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def covariates(self, batch: Mapping[str, Any], lead: torch.Size | tuple[int, ...]) -> Tensor:
+        """The batch's covariate vectors ``(batch, n_covariates)`` broadcast to ``(*lead, n_covariates)``."""
+        c = batch.get("covariates") if batch is not None else None
+        if c is None:
+            msg = ("This model is conditioned on covariates, but the batch has none; build batches from data "
+                   "registered with the same covariates (model.tensors(mdata)).")
+            raise ValueError(msg)
+        return c.expand(*lead, c.shape[-1])
+
     def encode(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
         """Every modality's expert, stacked: mean and log-variance ``(n_modalities, batch, n_latent)``."""
         mus, logvars = [], []
+        c = self.covariates(batch, batch["presence"].shape[:1]) if self.n_covariates else None
         for mod in self.modalities:
             h = self.likelihoods[mod].encode_input(batch["x"][mod], batch["observed"][mod])
-            mu, logvar = self.encoders[mod](h)
+            if c is None:
+                mu, logvar = self.encoders[mod](h)
+            elif isinstance(self.encoders[mod], ConvEncoder):
+                mu, logvar = self.encoders[mod](h, c)
+            else:
+                mu, logvar = self.encoders[mod](torch.cat([h, c], dim=-1))
             mus.append(mu)
             logvars.append(logvar)
         return torch.stack(mus), torch.stack(logvars)
@@ -115,10 +145,17 @@ class MultimodalVAEModule(nn.Module):
 
         A count modality that models library size also needs each row's log total count:
         ``log_library`` (broadcastable to ``z.shape[:-1]``), else the observed one of
-        ``batch`` (rows without the modality get 0, and are never scored).
+        ``batch`` (rows without the modality get 0, and are never scored). With covariates,
+        ``batch["covariates"]`` conditions the decoder (see the class notes).
         """
         lik = self.likelihoods[mod]
-        h = self.decoders[mod](z)
+        if self.n_covariates:
+            c = self.covariates(batch, z.shape[:-1])
+            h = self.decoders[mod](torch.cat([z, c], dim=-1))
+            if not (self.linear_decoder or isinstance(self.decoders[mod], ConvDecoder)):
+                h = torch.cat([h, c], dim=-1)
+        else:
+            h = self.decoders[mod](z)
         if not getattr(lik, "library", False):
             return lik(h)
         if log_library is None:
@@ -130,7 +167,8 @@ class MultimodalVAEModule(nn.Module):
 
         ``z_mean`` is the posterior mean given ``use``; :math:`u_k` says whether the other count
         modality :math:`k` is used and present (its depth is known), :math:`c_k` centres its
-        log library. The target's own columns are always 0.
+        log library. The target's own columns are always 0. With covariates, their vector
+        comes before the intercept (batches differ in sequencing depth).
         """
         cols, known = [z_mean], []
         for k, other in enumerate(self.library_modalities):
@@ -138,6 +176,8 @@ class MultimodalVAEModule(nn.Module):
             u = (use[:, j] & batch["presence"][:, j] & (other != mod)).to(z_mean.dtype)
             cols.append(((self.likelihoods[other].log_library(batch["x"][other]) - self.library_center[k]) * u)[:, None])
             known.append(u[:, None])
+        if self.n_covariates:
+            known.append(self.covariates(batch, z_mean.shape[:1]))
         return torch.cat([*cols, *known, torch.ones_like(z_mean[:, :1])], dim=1)
 
     def sample_log_library(self, mod: str, z: Tensor, batch: Mapping[str, Any], use: Tensor) -> Tensor:

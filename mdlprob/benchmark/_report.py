@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._utils import atomic_path
+from .._utils import atomic_path, progress
 from ._runner import read_results
 
 #: Metric to direction: 1 higher is better, -1 lower is better; coverages are scored by their
@@ -100,8 +100,10 @@ def _rate_figure(summary: pd.DataFrame, dataset: str, path: Path) -> bool:
     metrics = [m for m in PLOT_METRICS if m in set(sub["metric"])]
     if not scenarios or not metrics:
         return False
+    from ..plotting import method_colors
+
     methods = sorted(sub["method"].unique())
-    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    colors = method_colors(methods)
     fig, axes = plt.subplots(len(metrics), len(scenarios), figsize=(3.6 * len(scenarios), 2.8 * len(metrics)),
                              squeeze=False)
     for i, metric in enumerate(metrics):
@@ -168,12 +170,16 @@ def write_report(out: str | os.PathLike) -> list[Path]:
     summary = summarise(table)
     rank = ranks(summary)
     written = []
-    for dataset in sorted(summary["dataset"].unique()):
+    datasets = sorted(summary["dataset"].unique())
+    bar = progress(len(datasets) + 2, "bench-report: figures and report")
+    for dataset in datasets:
         path = out / f"rate_{dataset}.png"
         if _rate_figure(summary, dataset, path):
             written.append(path)
+        bar.update()
     if _rank_figure(rank, out / "ranks.png"):
         written.append(out / "ranks.png")
+    bar.update()
     n_cells = table["cell"].nunique()
     status = table.drop_duplicates("cell")["status"].value_counts().to_dict()
     lines = ["# Benchmark report", "", f"{n_cells} cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())) +
@@ -189,4 +195,6 @@ def write_report(out: str | os.PathLike) -> list[Path]:
     lines += [f"![{p.stem}]({p.name})" for p in written]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+    bar.update()
+    bar.close()
     return [out / "report.md", *written]

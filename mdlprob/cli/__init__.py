@@ -1,7 +1,8 @@
-"""Command-line interface: ``mdlprob demo | fit | impute | latent``."""
+"""Command-line interface: ``mdlprob demo | fit | impute | latent | predict-outcome | head fit | head predict | bench``."""
 
 from __future__ import annotations
 
+from . import _outcomes  # noqa: F401 - registers `head` and `predict-outcome` on the app
 from ._app import app
 
 

@@ -15,7 +15,7 @@ import typer
 
 from ..exceptions import NotTrainedError, TrainingInterrupted
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty.")
 F = TypeVar("F", bound=Callable)
 
@@ -32,6 +32,7 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or log lines, only results and errors.")] = False,
+    threads: Annotated[int | None, typer.Option(metavar="N", help="CPU threads for torch (default: torch's choice).")] = None,
 ) -> None:
     """mdlprob: multimodal probabilistic models that impute missing modalities with uncertainty."""
     import warnings
@@ -41,8 +42,14 @@ def _main(
     if quiet:
         import mdlprob
 
-        mdlprob.settings.progress_bar = False
-        logging.getLogger("mdlprob").setLevel(logging.WARNING)
+        mdlprob.settings.verbosity = "warning"  # hides progress bars and INFO lines
+    if threads is not None:
+        import mdlprob
+
+        if threads < 1:
+            msg = f"Expected --threads to be at least 1, got {threads}."
+            raise typer.BadParameter(msg)
+        mdlprob.settings.n_threads = threads
 #: Exceptions that mean "the command was asked something it cannot do": exit status 2.
 _USAGE_ERRORS = (typer.BadParameter, ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError,
                  IsADirectoryError, NotADirectoryError, NotTrainedError)
@@ -103,6 +110,53 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
             raise typer.BadParameter(msg)
         out[key] = val
     return out
+
+
+def _columns(value: str, option: str) -> list[str]:
+    """``LABEL`` or ``TIME,EVENT``: the obs columns of an outcome or a head's target."""
+    names = [c.strip() for c in value.split(",")]
+    if len(names) not in (1, 2) or not all(names):
+        msg = f"Expected {option} as COLUMN (a label) or TIME,EVENT (survival), columns of the data's obs; got {value!r}."
+        raise typer.BadParameter(msg)
+    return names
+
+
+def _labelled(mdata, names: list[str]):
+    """Observations whose label, or survival time and event, are all given."""
+    import pandas as pd
+
+    absent = [c for c in names if c not in mdata.obs.columns]
+    if absent:
+        msg = f"{', '.join(absent)} is not a column of the data's obs; it has {', '.join(map(str, mdata.obs.columns[:20]))}."
+        raise typer.BadParameter(msg)
+    if len(names) == 1:
+        return mdata.obs[names[0]].notna().to_numpy()
+    values = [pd.to_numeric(mdata.obs[c].astype("object"), errors="coerce").to_numpy(dtype=float) for c in names]
+    return (values[0] == values[0]) & (values[1] == values[1])
+
+
+def _outcome_spec(outcome: str, kind: str, weight: float, bins: int) -> dict | None:
+    """``setup_mudata``'s ``outcome`` dict from ``fit``'s --outcome options (None without --outcome)."""
+    if not outcome:
+        if kind:
+            msg = "--outcome-type needs --outcome COLUMN or --outcome TIME,EVENT."
+            raise typer.BadParameter(msg)
+        return None
+    names = _columns(outcome, "--outcome")
+    kind = kind or ("categorical" if len(names) == 1 else "coxph")
+    expected = {"categorical": 1, "coxph": 2, "logistic_hazard": 2}
+    if kind not in expected:
+        msg = f"Expected --outcome-type to be one of {', '.join(expected)}, got {kind!r}."
+        raise typer.BadParameter(msg)
+    if len(names) != expected[kind]:
+        msg = (f"--outcome-type {kind} needs --outcome {'COLUMN' if expected[kind] == 1 else 'TIME,EVENT'}, "
+               f"got --outcome {outcome!r}.")
+        raise typer.BadParameter(msg)
+    spec = {"key": names[0]} if kind == "categorical" else {"time_key": names[0], "event_key": names[1]}
+    spec.update(type=kind, weight=weight)
+    if kind == "logistic_hazard":
+        spec["n_bins"] = bins
+    return spec
 
 
 def _read(path: Path):
@@ -184,11 +238,12 @@ def demo(
 @app.command()
 @_one_line_errors
 def fit(
-    data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     out: Annotated[Path, typer.Option(help="Folder to write the trained model to.")],
     likelihood: Annotated[list[str], typer.Option(metavar="MODALITY=LIKELIHOOD", help="Repeat per modality: nb, zinb, poisson, gaussian, gaussian_global, laplace, beta, bernoulli or mixed. Default: the registration saved in DATA (setup_mudata before writing it).")] = [],  # noqa: B006
     layer: Annotated[list[str], typer.Option(metavar="MODALITY=LAYER", help="Where values are when not in X.")] = [],  # noqa: B006
     mask_key: Annotated[str, typer.Option(help="obsm key of an explicit presence mask.")] = "",
+    batch_key: Annotated[str, typer.Option(help="obs column of each observation's batch; every encoder and decoder is conditioned on it (with --likelihood).")] = "",
     model: Annotated[str, typer.Option(help="A registered model, by alias or class name: poe (PoEVAE), mopoe, moe, factor, graph, ... (an unknown name lists them all).")] = "poe",
     n_latent: Annotated[int, typer.Option(help="Latent dimension (the number of factors of --model factor).")] = 16,
     n_hidden: Annotated[int, typer.Option(help="Hidden layer width.")] = 128,
@@ -204,13 +259,18 @@ def fit(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run whose checkpoint is in OUT/checkpoint.")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint.")] = 1,
+    outcome: Annotated[str, typer.Option(metavar="COLUMN|TIME,EVENT", help="Train jointly with an outcome in obs: a label column, or a survival time and event (0/1) column. Observations without it (NaN) are unlabelled; `mdlprob predict-outcome` predicts it.")] = "",
+    outcome_type: Annotated[str, typer.Option(help="categorical (default for a label), coxph (default for TIME,EVENT) or logistic_hazard.")] = "",
+    outcome_weight: Annotated[float, typer.Option(help="Multiplier of the outcome's log-likelihood against the modalities'.")] = 1.0,
+    outcome_bins: Annotated[int, typer.Option(help="Time intervals of a logistic_hazard outcome.")] = 10,
     seed: _Seed = 0,
 ) -> None:
     """Train a model on DATA and save it to OUT.
 
     Training writes a checkpoint to OUT/checkpoint every --checkpoint-every epochs and on
     Ctrl-C or SIGTERM (after the current step); rerun with --resume to continue it. The
-    finished model replaces the folder.
+    finished model replaces the folder. With --outcome the latent space is learned together
+    with a label or survival time that some observations have (docs/joint_training.md).
     """
     import mdlprob
 
@@ -229,12 +289,18 @@ def fit(
         msg = f"{out} holds the checkpoint of an interrupted run; pass --resume to continue it or --overwrite to start over."
         raise typer.BadParameter(msg)
     _check_out(out, [data], overwrite or resume, folder=True)
+    spec = _outcome_spec(outcome, outcome_type, outcome_weight, outcome_bins)
     mdata = _read(data)
     mdlprob.settings.seed = seed
     likelihoods = _pairs(likelihood, "--likelihood")
     log = logging.getLogger("mdlprob")
+    if batch_key and not likelihoods:
+        msg = ("--batch-key registers the data anew and needs --likelihood for each modality (or register the batch "
+               "with mdlprob.data.setup_mudata(..., batch_key=...) before writing the file).")
+        raise typer.BadParameter(msg)
     if likelihoods:
-        mdlprob.data.setup_mudata(mdata, likelihoods=likelihoods, layer=_pairs(layer, "--layer"), mask_key=mask_key or None)
+        mdlprob.data.setup_mudata(mdata, likelihoods=likelihoods, layer=_pairs(layer, "--layer"), mask_key=mask_key or None,
+                                  outcome=spec, batch_key=batch_key or None)
         unused = [m for m in mdata.mod if m not in likelihoods]
         if unused:
             log.warning("Not modelled (no --likelihood): %s.", ", ".join(unused))
@@ -246,6 +312,11 @@ def fit(
         msg = (f"Give --likelihood MODALITY=LIKELIHOOD for each modality to model (the file has {', '.join(mdata.mod)}), "
                "or register them with mdlprob.data.setup_mudata before writing the file.")
         raise typer.BadParameter(msg)
+    if spec is not None and not likelihoods:
+        mdlprob.data.register_outcome(mdata, spec)
+    if spec is not None:
+        n_labelled = int(_labelled(mdata, _columns(outcome, "--outcome")).sum())
+        log.info("Outcome %s (%s): %d of %d observations labelled.", outcome, spec["type"], n_labelled, mdata.n_obs)
     fitted = model_cls(mdata, n_latent=n_latent, n_hidden=n_hidden)
     created = not out.exists()
     try:
@@ -267,12 +338,13 @@ def fit(
 @app.command()
 @_one_line_errors
 def impute(
-    model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
-    data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Folder written by `mdlprob fit`.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     modality: Annotated[str, typer.Option(help="Modality to impute.")],
     out: Annotated[Path, typer.Option(help="Output .h5ad with layers mean, std and quantiles.")],
-    given: Annotated[list[str], typer.Option(help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
+    given: Annotated[list[str], typer.Option(metavar="MODALITY", help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
     n_samples: Annotated[int, typer.Option(help="Posterior predictive samples.")] = 100,
+    transform_batch: Annotated[str, typer.Option(help="Predict as if measured in this training batch (models with a batch).")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     seed: _Seed = 0,
 ) -> None:
@@ -285,7 +357,8 @@ def impute(
     mdata = _read(data)
     model = _load_model(model_dir, mdata)
     mdlprob.settings.seed = seed
-    result = model.impute(mdata, modality, given=given or None, n_samples=n_samples)
+    result = model.impute(mdata, modality, given=given or None, n_samples=n_samples,
+                          transform_batch=transform_batch or None)
     with atomic_path(out, suffix=".h5ad") as tmp:
         result.write_h5ad(tmp)
     typer.echo(f"Imputed {modality} for {result.n_obs} observations ({int((~result.obs['observed']).sum())} without it). Wrote {out}")
@@ -294,19 +367,26 @@ def impute(
 @app.command()
 @_one_line_errors
 def latent(
-    model_dir: Annotated[Path, typer.Argument(help="Folder written by `mdlprob fit`.")],
-    data: Annotated[Path, typer.Argument(help="Input .h5mu file.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Folder written by `mdlprob fit`.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Input .h5mu file.")],
     out: Annotated[Path, typer.Option(help="Output .h5mu: the input plus obsm X_mdlprob and X_mdlprob_std.")],
-    given: Annotated[list[str], typer.Option(help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
+    given: Annotated[list[str], typer.Option(metavar="MODALITY", help="Condition on these modalities only (repeat).")] = [],  # noqa: B006
+    n_samples: Annotated[int, typer.Option(help="Also write this many posterior draws per observation to obsm X_mdlprob_samples (n_obs x n_samples x n_latent).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    seed: _Seed = 0,
 ) -> None:
     """Write the posterior latent mean and sd of every observation of DATA to OUT."""
+    import mdlprob
+
     from .._utils import atomic_path
 
     _check_out(out, [data], overwrite)
     mdata = _read(data)
     model = _load_model(model_dir, mdata)
-    model.get_latent(mdata, given=given or None)
+    mdlprob.settings.seed = seed
+    draws = model.get_latent(mdata, given=given or None, n_samples=n_samples)
+    if n_samples:
+        mdata.obsm["X_mdlprob_samples"] = draws.transpose(1, 0, 2)
     with atomic_path(out, suffix=".h5mu") as tmp:
         mdata.write(tmp)
     typer.echo(f"Wrote obsm['X_mdlprob'] ({mdata.n_obs} x {mdata.obsm['X_mdlprob'].shape[1]}) to {out}")
@@ -362,7 +442,7 @@ def bench(
 @app.command("bench-report")
 @_one_line_errors
 def bench_report(
-    out: Annotated[Path, typer.Argument(help="Folder written by `mdlprob bench`.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder written by `mdlprob bench`.")],
 ) -> None:
     """Write report.md (mean ± sd over seeds) and PNG figures from OUT/results.csv."""
     from ..benchmark import write_report

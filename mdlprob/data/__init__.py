@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._feature_graph import link_features_by_name
 from ._graph import GraphTensors, MaskedEmbedding, build_sample_graph
 from ._mudata import dense_values, fill_missing, hide_modality, make_mudata, subset
-from ._setup import get_registry, presence_mask, setup_mudata
+from ._setup import get_registry, presence_mask, register_outcome, setup_mudata
 from ._table import table_to_anndata
 from ._tensors import MultimodalTensors, tensors_from_mudata
 
@@ -21,6 +21,7 @@ __all__ = [
     "link_features_by_name",
     "make_mudata",
     "presence_mask",
+    "register_outcome",
     "setup_mudata",
     "subset",
     "table_to_anndata",

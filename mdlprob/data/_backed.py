@@ -98,10 +98,13 @@ class BackedTensors:
     outcome
         Per-observation outcome arrays (small; kept in memory), as in
         :class:`~mdlprob.data.MultimodalTensors`, or ``None``.
+    covariates
+        Float32 ``(n_obs, n_covariates)`` covariate vectors (small; kept in memory), or ``None``.
     """
 
     def __init__(self, path: str, registry: Mapping[str, Any], presence: np.ndarray,
-                 rows: Mapping[str, np.ndarray], outcome: Mapping[str, np.ndarray] | None = None) -> None:
+                 rows: Mapping[str, np.ndarray], outcome: Mapping[str, np.ndarray] | None = None,
+                 covariates: np.ndarray | None = None) -> None:
         self.path = str(path)
         self.keys = {m: f"mod/{m}/layers/{e['layer']}" if e.get("layer") else f"mod/{m}/X"
                      for m, e in registry["modalities"].items()}
@@ -109,6 +112,7 @@ class BackedTensors:
         self.presence = torch.from_numpy(np.ascontiguousarray(presence))
         self.rows = {m: np.asarray(r, dtype=np.int64) for m, r in rows.items()}
         self.outcome = None if outcome is None else {k: torch.from_numpy(np.asarray(v)) for k, v in outcome.items()}
+        self.covariates = None if covariates is None else torch.from_numpy(np.asarray(covariates, dtype=np.float32))
         self._file: h5py.File | None = None
         self._pid = -1
         self._mats: dict[str, _H5Matrix] = {}
@@ -166,6 +170,8 @@ class BackedTensors:
         out = {"x": x, "observed": observed, "presence": self.presence[take]}
         if self.outcome is not None:
             out["outcome"] = {k: v[take] for k, v in self.outcome.items()}
+        if self.covariates is not None:
+            out["covariates"] = self.covariates[take]
         return out
 
     def batch(self, idx: Tensor, device: torch.device | None = None) -> dict[str, Any]:
@@ -262,6 +268,8 @@ def _cat(parts: list[dict[str, Any]]) -> dict[str, Any]:
            "presence": cat(lambda p: p["presence"])}
     if "outcome" in first:
         out["outcome"] = {k: cat(lambda p, k=k: p["outcome"][k]) for k in first["outcome"]}
+    if "covariates" in first:
+        out["covariates"] = cat(lambda p: p["covariates"])
     return out
 
 
@@ -276,11 +284,14 @@ def _map(b: dict[str, Any], fn) -> dict[str, Any]:
            "presence": fn(b["presence"])}
     if "outcome" in b:
         out["outcome"] = {k: fn(v) for k, v in b["outcome"].items()}
+    if "covariates" in b:
+        out["covariates"] = fn(b["covariates"])
     return out
 
 
 def backed_tensors(mdata: md.MuData, registry: Mapping[str, Any], presence: np.ndarray,
-                   outcome: Mapping[str, np.ndarray] | None = None) -> BackedTensors:
+                   outcome: Mapping[str, np.ndarray] | None = None,
+                   covariates: np.ndarray | None = None) -> BackedTensors:
     """:class:`BackedTensors` of a MuData opened with ``mudata.read_h5mu(path, backed="r")``."""
     rows = {}
     for mod in registry["modalities"]:
@@ -289,7 +300,7 @@ def backed_tensors(mdata: md.MuData, registry: Mapping[str, Any], presence: np.n
             raise RegistrationError(msg)
         rows[mod] = np.asarray(mdata.obsmap[mod]).astype(np.int64) - 1
         rows[mod][~presence[:, list(registry["modalities"]).index(mod)]] = -1
-    return BackedTensors(mdata.filename, registry, presence, rows, outcome)
+    return BackedTensors(mdata.filename, registry, presence, rows, outcome, covariates)
 
 
 def streamed_loc_scale(likelihood: torch.nn.Module, chunks: Iterable[np.ndarray]) -> tuple[Tensor, Tensor]:

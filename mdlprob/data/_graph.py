@@ -367,7 +367,8 @@ def attach(reference: GraphTensors, new: MultimodalTensors, embedding: MaskedEmb
         else:
             observed[m] = torch.cat([torch.ones_like(ref_nodes.x[m], dtype=torch.bool) if a is None else a.cpu(),
                                      torch.ones_like(new.x[m], dtype=torch.bool) if b is None else b])
+    covariates = None if new.covariates is None else torch.cat([ref_nodes.covariates.cpu(), new.covariates])
     nodes = MultimodalTensors(x={m: torch.cat([ref_nodes.x[m].cpu(), new.x[m]]) for m in new.x}, observed=observed,
-                              presence=torch.cat([ref_nodes.presence.cpu(), new.presence]))
+                              presence=torch.cat([ref_nodes.presence.cpu(), new.presence]), covariates=covariates)
     indptr, indices = in_neighbours(adj, n_all)
     return GraphTensors.build(nodes, indptr, indices, targets=torch.arange(n_ref, n_all), n_hops=n_hops)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mudata as md
@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from ..distributions import LIKELIHOODS
 from ..exceptions import DataWarning, RegistrationError
+from ._covariates import check_covariates
 from ._feature_graph import check_feature_graph
 from ._outcome import check_outcome
 from ._table import COLUMN_TYPES, TYPE_KEY
@@ -35,6 +36,9 @@ def setup_mudata(
     feature_graph: Any = None,
     feature_graph_strength: float = 1.0,
     library_size: bool = True,
+    batch_key: str | None = None,
+    categorical_covariate_keys: Sequence[str] | None = None,
+    continuous_covariate_keys: Sequence[str] | None = None,
 ) -> None:
     """Register modalities, their likelihoods and where presence comes from.
 
@@ -187,6 +191,10 @@ def setup_mudata(
         raise ValueError(msg)
     if outcome is not None:
         registry["outcome"] = check_outcome(mdata, outcome)
+    covariates = check_covariates(mdata, batch_key=batch_key, categorical_covariate_keys=categorical_covariate_keys,
+                                  continuous_covariate_keys=continuous_covariate_keys)
+    if covariates is not None:
+        registry["covariates"] = covariates
     if feature_graph is not None:
         if isinstance(feature_graph_strength, bool) or not isinstance(feature_graph_strength, (int, float)) \
                 or not (np.isfinite(feature_graph_strength) and feature_graph_strength > 0):
@@ -200,6 +208,33 @@ def setup_mudata(
             if LIKELIHOODS[entry["likelihood"]].is_table or IMAGE_SHAPE_KEY in entry:
                 msg = f"feature_graph links modality {mod!r}, but only vector modalities with a single-family likelihood can be linked (not mixed tables or images)."
                 raise ValueError(msg)
+    mdata.uns[REGISTRY_KEY] = registry
+
+
+def register_outcome(mdata: md.MuData, outcome: Mapping[str, Any] | None) -> None:
+    """Add, replace or (with ``None``) remove the outcome of data already registered.
+
+    The same as passing ``outcome`` to :func:`setup_mudata`, without registering the
+    modalities again: for a file written after ``setup_mudata`` (as ``mdlprob fit --outcome``
+    uses it).
+
+    Parameters
+    ----------
+    outcome
+        As :func:`setup_mudata`'s ``outcome``: ``{"key": "subtype", "type": "categorical"}``
+        or ``{"time_key": "time", "event_key": "event", "type": "coxph" | "logistic_hazard"}``.
+
+    Raises
+    ------
+    RegistrationError
+        ``mdata`` was not registered with :func:`setup_mudata`.
+    KeyError, ValueError
+        As :func:`setup_mudata` for a bad ``outcome``.
+    """
+    registry = get_registry(mdata)
+    registry.pop("outcome", None)
+    if outcome is not None:
+        registry["outcome"] = check_outcome(mdata, outcome)
     mdata.uns[REGISTRY_KEY] = registry
 
 

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..distributions import LIKELIHOODS
 from ..exceptions import RegistrationError
 from ._backed import BackedTensors, backed_tensors, streamed_loc_scale
+from ._covariates import covariate_array
 from ._outcome import outcome_arrays
 from ._setup import check_categories, check_unique_names, get_matrix, presence_mask
 
@@ -39,12 +40,17 @@ class MultimodalTensors:
     outcome
         With an outcome registered (``setup_mudata(..., outcome=...)``): ``present`` plus
         ``label`` or ``time``/``event`` (/``bin``), one entry per observation; else ``None``.
+    covariates
+        With covariates registered (``setup_mudata(..., batch_key=...)``): float32
+        ``(n_obs, n_covariates)``, the one-hot batch and categorical covariates then the
+        standardised continuous ones (see :mod:`mdlprob.data._covariates`); else ``None``.
     """
 
     x: dict[str, Tensor]
     observed: dict[str, Tensor | None]
     presence: Tensor
     outcome: dict[str, Tensor] | None = None
+    covariates: Tensor | None = None
 
     @property
     def n_obs(self) -> int:
@@ -57,7 +63,7 @@ class MultimodalTensors:
     @property
     def nbytes(self) -> int:
         tensors = [self.presence, *self.x.values(), *(v for v in self.observed.values() if v is not None),
-                   *(self.outcome or {}).values()]
+                   *(self.outcome or {}).values(), *([] if self.covariates is None else [self.covariates])]
         return sum(t.element_size() * t.numel() for t in tensors)
 
     def pin_memory(self) -> MultimodalTensors:
@@ -67,6 +73,7 @@ class MultimodalTensors:
             {k: None if v is None else v.pin_memory() for k, v in self.observed.items()},
             self.presence.pin_memory(),
             None if self.outcome is None else {k: v.pin_memory() for k, v in self.outcome.items()},
+            None if self.covariates is None else self.covariates.pin_memory(),
         )
 
     def to(self, device: torch.device | str) -> MultimodalTensors:
@@ -75,6 +82,7 @@ class MultimodalTensors:
             {k: None if v is None else v.to(device) for k, v in self.observed.items()},
             self.presence.to(device),
             None if self.outcome is None else {k: v.to(device) for k, v in self.outcome.items()},
+            None if self.covariates is None else self.covariates.to(device),
         )
 
     def subset(self, idx: Tensor) -> MultimodalTensors:
@@ -85,6 +93,7 @@ class MultimodalTensors:
             {k: None if v is None else v.index_select(0, idx) for k, v in self.observed.items()},
             self.presence.index_select(0, idx),
             None if self.outcome is None else {k: v.index_select(0, idx) for k, v in self.outcome.items()},
+            None if self.covariates is None else self.covariates.index_select(0, idx),
         )
 
     def batch(self, idx: Tensor, device: torch.device | None = None) -> dict[str, Any]:
@@ -102,6 +111,8 @@ class MultimodalTensors:
         }
         if self.outcome is not None:
             out["outcome"] = {k: take(v) for k, v in self.outcome.items()}
+        if self.covariates is not None:
+            out["covariates"] = take(self.covariates)
         return out
 
 
@@ -158,8 +169,9 @@ def tensors_from_mudata(
             )
             raise RegistrationError(msg)
     outcome = outcome_arrays(mdata, registry["outcome"]) if "outcome" in registry else None
+    covariates = covariate_array(mdata.obs, registry["covariates"]) if registry.get("covariates") else None
     if mdata.isbacked:
-        return backed_tensors(mdata, registry, presence, outcome)
+        return backed_tensors(mdata, registry, presence, outcome, covariates)
     x, observed = {}, {}
     for j, (mod, entry) in enumerate(registry["modalities"].items()):
         n_vars = int(entry["n_vars"])
@@ -180,7 +192,8 @@ def tensors_from_mudata(
             observed[mod] = None
         x[mod] = torch.from_numpy(dense)
     outcome = None if outcome is None else {k: torch.from_numpy(v) for k, v in outcome.items()}
-    return MultimodalTensors(x, observed, torch.from_numpy(presence), outcome)
+    return MultimodalTensors(x, observed, torch.from_numpy(presence), outcome,
+                             None if covariates is None else torch.from_numpy(covariates))
 
 
 def training_values(tensors: MultimodalTensors | BackedTensors, mod: str, j: int,

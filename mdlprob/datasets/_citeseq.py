@@ -42,19 +42,20 @@ def citeseq_pbmc(
 
     Returns
     -------
-    MuData with observations = cells (``obs_names`` = cell barcodes) and modalities of raw
-    UMI counts, cells x features, ``scipy.sparse.csr_matrix`` float32:
+    MuData
+        With observations = cells (``obs_names`` = cell barcodes) and modalities of raw
+        UMI counts, cells x features, ``scipy.sparse.csr_matrix`` float32:
 
-    - ``rna``: genes, ``var_names`` without the ``hg19_`` prefix, ``var["gene_id"]`` the
-      original name.
-    - ``adt``: 49 antibody-derived tags, ``var_names`` ``"<antibody>_adt"`` (e.g. ``CD4_adt``:
-      15 antibodies share their name with a gene, and MuData needs unique global
-      ``var_names``), ``var["protein"]`` the antibody name, ``var["isotype_control"]``
-      marking the IgG1 / IgG2a controls.
-    - ``hto``: (only with ``include_hto``) 4 hashtags.
+        - ``rna``: genes, ``var_names`` without the ``hg19_`` prefix, ``var["gene_id"]`` the
+          original name.
+        - ``adt``: 49 antibody-derived tags, ``var_names`` ``"<antibody>_adt"`` (e.g. ``CD4_adt``:
+          15 antibodies share their name with a gene, and MuData needs unique global
+          ``var_names``), ``var["protein"]`` the antibody name, ``var["isotype_control"]``
+          marking the IgG1 / IgG2a controls.
+        - ``hto``: (only with ``include_hto``) 4 hashtags.
 
-    All cells have all modalities. ``obs`` carries no labels: the data come without
-    curated cell types.
+        All cells have all modalities. ``obs`` carries no labels: the data come without
+        curated cell types.
 
     Raises
     ------

@@ -35,19 +35,20 @@ def ham10000_metadata(
 
     Returns
     -------
-    MuData with observations = images (``obs_names`` = ``image_id``, 10,015 rows) and one
-    modality
+    MuData
+        With observations = images (``obs_names`` = ``image_id``, 10,015 rows) and one
+        modality
 
-    - ``clinical``: ``age`` (gaussian; 57 missing), ``sex`` (bernoulli, codes follow
-      ``uns["categories"]["sex"]``; ``"unknown"`` becomes NaN) and ``localization``
-      (categorical; ``"unknown"`` becomes NaN), encoded by
-      :func:`mdlprob.data.table_to_anndata`. All 10,015 images are kept: 47 source rows
-      (all ``dx_type == "consensus"``) lack age, sex and localization alike and are
-      entirely NaN.
+        - ``clinical``: ``age`` (gaussian; 57 missing), ``sex`` (bernoulli, codes follow
+          ``uns["categories"]["sex"]``; ``"unknown"`` becomes NaN) and ``localization``
+          (categorical; ``"unknown"`` becomes NaN), encoded by
+          :func:`mdlprob.data.table_to_anndata`. All 10,015 images are kept: 47 source rows
+          (all ``dx_type == "consensus"``) lack age, sex and localization alike and are
+          entirely NaN.
 
-    Global ``obs`` columns: ``dx`` (categorical diagnosis: akiec, bcc, bkl, df, mel, nv,
-    vasc), ``dx_type`` (categorical: how the diagnosis was confirmed) and ``lesion_id``
-    (several images share a lesion: split by lesion to avoid leakage).
+        Global ``obs`` columns: ``dx`` (categorical diagnosis: akiec, bcc, bkl, df, mel, nv,
+        vasc), ``dx_type`` (categorical: how the diagnosis was confirmed) and ``lesion_id``
+        (several images share a lesion: split by lesion to avoid leakage).
 
     Raises
     ------

@@ -35,17 +35,18 @@ def medmnist_npz(
 
     Returns
     -------
-    MuData with observations = images (``obs_names`` ``"<split>_<index>"``) and one modality
+    MuData
+        With observations = images (``obs_names`` ``"<split>_<index>"``) and one modality
 
-    - ``image``: ``X`` dense float32 ``(n, C*H*W)``, intensities in [0, 1] (uint8 / 255),
-      flattened channel-first; ``uns["image_shape"]`` the int64 array ``[C, H, W]`` (an
-      array, not a tuple, so that the MuData can be written to ``.h5mu``; C = 1 for
-      grayscale ``(N, H, W)`` arrays, C = 3 for ``(N, H, W, 3)`` RGB arrays). Recover the
-      images with ``X.reshape(-1, *uns["image_shape"])``.
+        - ``image``: ``X`` dense float32 ``(n, C*H*W)``, intensities in [0, 1] (uint8 / 255),
+          flattened channel-first; ``uns["image_shape"]`` the int64 array ``[C, H, W]`` (an
+          array, not a tuple, so that the MuData can be written to ``.h5mu``; C = 1 for
+          grayscale ``(N, H, W)`` arrays, C = 3 for ``(N, H, W, 3)`` RGB arrays). Recover the
+          images with ``X.reshape(-1, *uns["image_shape"])``.
 
-    Global ``obs`` columns: ``label`` (int; for multi-label archives such as ChestMNIST one
-    0/1 column ``label_<k>`` per label instead) and ``split`` (categorical
-    ``train`` / ``val`` / ``test``; splits missing from the archive are skipped).
+        Global ``obs`` columns: ``label`` (int; for multi-label archives such as ChestMNIST one
+        0/1 column ``label_<k>`` per label instead) and ``split`` (categorical
+        ``train`` / ``val`` / ``test``; splits missing from the archive are skipped).
 
     Raises
     ------

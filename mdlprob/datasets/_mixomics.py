@@ -29,20 +29,21 @@ def mixomics_breast(*, data_dir: str | os.PathLike | None = None) -> md.MuData:
 
     Returns
     -------
-    MuData with 220 observations = patients (``obs_names``: the 4-character TCGA
-    participant codes, unique across splits) and modalities, all dense float32 values
-    pre-normalised by the mixOmics authors:
+    MuData
+        With 220 observations = patients (``obs_names``: the 4-character TCGA
+        participant codes, unique across splits) and modalities, all dense float32 values
+        pre-normalised by the mixOmics authors:
 
-    - ``mrna``: 200 genes, all 220 patients.
-    - ``mirna``: 184 miRNAs, all 220 patients.
-    - ``protein``: 142 RPPA antibodies, only the 150 training patients. The 70 test
-      patients have no protein data in the source, so they are absent from this
-      modality (a natural missing-modality setting).
+        - ``mrna``: 200 genes, all 220 patients.
+        - ``mirna``: 184 miRNAs, all 220 patients.
+        - ``protein``: 142 RPPA antibodies, only the 150 training patients. The 70 test
+          patients have no protein data in the source, so they are absent from this
+          modality (a natural missing-modality setting).
 
-    Global ``obs`` columns:
+        Global ``obs`` columns:
 
-    - ``subtype``: categorical ``Basal`` / ``Her2`` / ``LumA``.
-    - ``split``: categorical ``"train"`` (150) / ``"test"`` (70), the package's split.
+        - ``subtype``: categorical ``Basal`` / ``Her2`` / ``LumA``.
+        - ``split``: categorical ``"train"`` (150) / ``"test"`` (70), the package's split.
 
     Raises
     ------

@@ -36,6 +36,8 @@ def synthetic(
     seed: int = 0,
     graph: Literal["grid", "ring", "clusters"] | None = None,
     feature_links: bool = False,
+    batches: int | None = None,
+    batch_effect: float = 0.5,
 ) -> md.MuData:
     r"""Counts, proteins and a clinical table generated from one known latent variable.
 
@@ -84,6 +86,24 @@ def synthetic(
         and a shuffled copy with no signal as ``uns["feature_links_shuffled"]``. Needs
         ``rna`` and ``protein`` with at least as many genes as proteins. Without it, the
         outputs are exactly those of earlier versions.
+    batches
+        Number :math:`K` of batches: each observation is put in one at random (uniformly,
+        independently of :math:`z`), written as the categorical ``obs["batch"]``
+        (``batch0``...), and the count modalities (``rna``, ``protein``) get a known batch
+        effect on their log-mean,
+
+        .. math::
+            \log \mu_{ig} = s_{k_i g}\, z_i W_g + b_g + a_{k_i g} + \ell_i, \qquad
+            a_{kg} \sim \mathcal{N}(0, \sigma^2), \quad \log s_{kg} \sim \mathcal{N}(0, (\sigma/2)^2),
+
+        an additive shift :math:`a` (a per-feature capture efficiency) and a multiplicative
+        change :math:`s` of the biological signal, with :math:`\sigma` = ``batch_effect``.
+        The clinical table is unaffected. ``uns["batch_effect"][modality]`` holds ``shift``
+        and ``scale`` ``(K, n_vars)``, ``uns["truth"][modality]["mean_batch_free"]`` the mean
+        without the batch effect. ``batches=1`` writes one batch and no effect. Without it
+        (``None``), the outputs are exactly those of earlier versions.
+    batch_effect
+        :math:`\sigma` above (0 gives batches without effect).
 
     Returns
     -------
@@ -110,6 +130,12 @@ def synthetic(
     if graph is not None and graph not in GRAPHS:
         msg = f"Expected graph to be None or one of {GRAPHS}, got {graph!r}."
         raise ValueError(msg)
+    if batches is not None and (isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 1):
+        msg = f"Expected batches to be None or an int >= 1 (the number of batches), got {batches!r}."
+        raise ValueError(msg)
+    if not (isinstance(batch_effect, (int, float)) and np.isfinite(batch_effect) and batch_effect >= 0):
+        msg = f"Expected batch_effect to be a finite number >= 0 (sd of the log-scale batch shifts), got {batch_effect!r}."
+        raise ValueError(msg)
     sizes = {**DEFAULT_N_VARS, **dict(n_vars or {})}
     if feature_links and sizes["rna"] < sizes["protein"]:
         msg = f"feature_links=True needs at least as many genes as proteins, got n_vars={sizes}."
@@ -122,14 +148,24 @@ def synthetic(
         adj, extra = _GRAPH_BUILDERS[graph](n, grng)
         z = _smooth(z, adj)
     truth, adatas = {}, {}
+    batch, effects = None, {}
+    if batches is not None:
+        brng = np.random.default_rng([seed, 4])
+        batch = brng.integers(0, int(batches), size=n)
+        for m in ("rna", "protein"):
+            if m in mods:
+                effects[m] = _batch_effect(batch, int(batches), sizes[m], batch_effect, brng)
     for m in mods:
-        values, mean, var, loadings = _GENERATORS[m](z, sizes.get(m, 0), rng)
+        values, mean, var, loadings = _GENERATORS[m](z, sizes.get(m, 0), rng, **({"effect": effects[m]} if m in effects else {}))
         truth[m] = {"values": values, "mean": mean}
         adatas[m] = var
         if m == "rna":
             gene_loadings = loadings
     if feature_links:
-        truth["protein"] = _linked_protein(z, gene_loadings, sizes["protein"], np.random.default_rng([seed, 2]))
+        truth["protein"] = _linked_protein(z, gene_loadings, sizes["protein"], np.random.default_rng([seed, 2]),
+                                           effects.get("protein"))
+    for m, effect in effects.items():
+        truth[m]["mean_batch_free"] = effect["mean_batch_free"]
     present = _presence(n, mods, missing, rng)
     obs_names = pd.Index([f"obs{i}" for i in range(n)])
     mod_data = {}
@@ -143,6 +179,9 @@ def synthetic(
     mdata.obs["label"], mdata.obs["time"], mdata.obs["event"] = _outcomes(z, rng)
     mdata.obsm["z_true"] = z
     mdata.uns["truth"] = truth
+    if batch is not None:
+        mdata.obs["batch"] = pd.Categorical.from_codes(batch, categories=[f"batch{k}" for k in range(int(batches))])
+        mdata.uns["batch_effect"] = {m: {"shift": e["shift"], "scale": e["scale"]} for m, e in effects.items()}
     if feature_links:
         links = [[f"gene{p}", f"prot{p}"] for p in range(sizes["protein"])]
         genes = np.random.default_rng([seed, 3]).permutation(sizes["rna"])[: sizes["protein"]]
@@ -191,32 +230,48 @@ def _presence(n: int, mods: list[str], missing: Mapping[str, float], rng: np.ran
     return present
 
 
-def _counts(z, n_vars, rng, *, base, spread, log_theta, library_sd, W=None):
+def _batch_effect(batch: np.ndarray, n_batches: int, n_vars: int, sd: float, rng: np.random.Generator) -> dict:
+    """Per-batch shift and scale of the log-mean of one count modality; batch 1 of 1 gets none."""
+    if n_batches == 1:
+        shift, scale = np.zeros((1, n_vars), np.float32), np.ones((1, n_vars), np.float32)
+    else:
+        shift = (sd * rng.standard_normal((n_batches, n_vars))).astype(np.float32)
+        scale = np.exp(0.5 * sd * rng.standard_normal((n_batches, n_vars))).astype(np.float32)
+    return {"shift": shift, "scale": scale, "batch": batch}
+
+
+def _counts(z, n_vars, rng, *, base, spread, log_theta, library_sd, W=None, effect=None):
     k = z.shape[1]
     if W is None:
         W = (rng.standard_normal((k, n_vars)) * spread * (rng.random((k, n_vars)) < 0.5)).astype(np.float32)
     b = (base + 0.5 * rng.standard_normal(n_vars)).astype(np.float32)
     lib = (library_sd * rng.standard_normal((z.shape[0], 1))).astype(np.float32)
-    mean = np.exp(np.clip(z @ W + b + lib, None, 12.0)).astype(np.float32)
+    if effect is None:
+        mean = np.exp(np.clip(z @ W + b + lib, None, 12.0)).astype(np.float32)
+    else:
+        batch = effect["batch"]
+        effect["mean_batch_free"] = np.exp(np.clip(z @ W + b + lib, None, 12.0)).astype(np.float32)
+        eta = (z @ W) * effect["scale"][batch] + b + effect["shift"][batch] + lib
+        mean = np.exp(np.clip(eta, None, 12.0)).astype(np.float32)
     theta = np.exp(log_theta + 0.3 * rng.standard_normal(n_vars)).astype(np.float32)
     values = rng.poisson(rng.gamma(theta, mean / theta)).astype(np.float32)
     return values, mean, W
 
 
-def _rna(z, n_vars, rng):
-    values, mean, W = _counts(z, n_vars, rng, base=1.0, spread=0.6, log_theta=1.5, library_sd=0.2)
+def _rna(z, n_vars, rng, effect=None):
+    values, mean, W = _counts(z, n_vars, rng, base=1.0, spread=0.6, log_theta=1.5, library_sd=0.2, effect=effect)
     return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"gene{g}" for g in range(n_vars)])), W
 
 
-def _protein(z, n_vars, rng):
-    values, mean, W = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1)
+def _protein(z, n_vars, rng, effect=None):
+    values, mean, W = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1, effect=effect)
     return values, mean, ad.AnnData(var=pd.DataFrame(index=[f"prot{p}" for p in range(n_vars)])), W
 
 
-def _linked_protein(z, gene_loadings, n_vars, rng) -> dict:
+def _linked_protein(z, gene_loadings, n_vars, rng, effect=None) -> dict:
     """Protein p with gene p's loadings (scaled, plus noise): what a feature link asserts."""
     W = (0.8 * gene_loadings[:, :n_vars] + 0.05 * rng.standard_normal((z.shape[1], n_vars))).astype(np.float32)
-    values, mean, _ = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1, W=W)
+    values, mean, _ = _counts(z, n_vars, rng, base=3.5, spread=0.5, log_theta=2.0, library_sd=0.1, W=W, effect=effect)
     return {"values": values, "mean": mean}
 
 

@@ -74,28 +74,29 @@ def tcga_survival(
 
     Returns
     -------
-    MuData with observations = patients (``obs_names`` = TCGA case ids) and modalities
+    MuData
+        With observations = patients (``obs_names`` = TCGA case ids) and modalities
 
-    - ``rna``: RNA-seq z-scores (cBioPortal; heavy-tailed, a few genes reach values in the
-      thousands), dense float32, ``var_names`` gene symbols (``_rnaseq`` suffix stripped).
-    - ``cnv``: GISTIC copy-number calls in {-2, -1, 0, 1, 2}, dense float32.
-    - ``mut``: (``porpoise`` only) 0/1 mutation status, dense float32.
+        - ``rna``: RNA-seq z-scores (cBioPortal; heavy-tailed, a few genes reach values in the
+          thousands), dense float32, ``var_names`` gene symbols (``_rnaseq`` suffix stripped).
+        - ``cnv``: GISTIC copy-number calls in {-2, -1, 0, 1, 2}, dense float32.
+        - ``mut``: (``porpoise`` only) 0/1 mutation status, dense float32.
 
-    ``cnv`` and ``mut`` keep their ``_cnv`` / ``_mut`` suffix in ``var_names`` so that the
-    MuData's global ``var_names`` stay unique; every omics modality has ``var["gene"]``,
-    the bare gene symbol.
-    - ``clinical``: ``age``, ``is_female``, ``oncotree_code`` (and ``site``), encoded by
-      :func:`mdlprob.data.table_to_anndata`; columns constant in the cohort (e.g.
-      ``oncotree_code`` for BLCA / LUAD) are dropped. No outcome columns.
+        ``cnv`` and ``mut`` keep their ``_cnv`` / ``_mut`` suffix in ``var_names`` so that the
+        MuData's global ``var_names`` stay unique; every omics modality has ``var["gene"]``,
+        the bare gene symbol.
+        - ``clinical``: ``age``, ``is_female``, ``oncotree_code`` (and ``site``), encoded by
+          :func:`mdlprob.data.table_to_anndata`; columns constant in the cohort (e.g.
+          ``oncotree_code`` for BLCA / LUAD) are dropped. No outcome columns.
 
-    Every patient in these tables has every modality. Omics ``var["mdlprob_type"]`` holds a
-    likelihood hint. Global ``obs`` columns:
+        Every patient in these tables has every modality. Omics ``var["mdlprob_type"]`` holds a
+        likelihood hint. Global ``obs`` columns:
 
-    - ``time``: overall survival or follow-up in months (``survival_months``).
-    - ``event``: 1 = death observed, 0 = censored (``1 - censorship`` of the CSV).
-    - ``n_slides``: number of diagnostic slides of the patient in the table.
-    - ``fold_0`` .. ``fold_4``: the published 5-fold cross-validation, categorical
-      ``"train"`` / ``"val"`` (NaN for a patient in neither).
+        - ``time``: overall survival or follow-up in months (``survival_months``).
+        - ``event``: 1 = death observed, 0 = censored (``1 - censorship`` of the CSV).
+        - ``n_slides``: number of diagnostic slides of the patient in the table.
+        - ``fold_0`` .. ``fold_4``: the published 5-fold cross-validation, categorical
+          ``"train"`` / ``"val"`` (NaN for a patient in neither).
 
     Raises
     ------

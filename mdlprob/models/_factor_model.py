@@ -44,6 +44,9 @@ class _FactorModelModule(_PoEVAEModule):
     full-data MAP objective. The precisions are not free parameters: each is set to its
     exact conditional MAP given the loadings (see :meth:`ard_precision`), which is the same
     joint MAP point as optimising them, without a step size.
+
+    With covariates the heads read :math:`[z, c]`: the columns of :math:`c` are fixed effects
+    :math:`B_m c` on the natural parameter, outside the ARD prior.
     """
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]], *, n_obs: int, **kwargs) -> None:
@@ -53,14 +56,16 @@ class _FactorModelModule(_PoEVAEModule):
         for mod, s in spec.items():
             extra = {k: s[k] for k in ("column_types", "n_categories") if k in s}
             self.likelihoods[mod] = LIKELIHOODS[s["likelihood"]](
-                int(s["n_vars"]), self.n_latent, has_nan=bool(s["has_nan"]), **extra
+                int(s["n_vars"]), self.n_latent + self.n_covariates, has_nan=bool(s["has_nan"]), **extra
             )
         self.decoders = nn.ModuleDict({mod: nn.Identity() for mod in self.modalities})
+        self.linear_decoder, self.decoder_width = True, self.n_latent
         self._pyro_name = f"mdlprob_factor_model_{uuid.uuid4().hex[:12]}"
 
     def ard_weights(self, mod: str) -> Tensor:
-        """Every weight mapping :math:`z` to modality ``mod``, stacked: ``(n_rows, n_latent)``."""
-        return torch.cat([m.weight for m in self.likelihoods[mod].modules() if isinstance(m, nn.Linear)])
+        """Every weight mapping :math:`z` to modality ``mod``, stacked: ``(n_rows, n_latent)`` (no covariate columns)."""
+        return torch.cat([m.weight[:, : self.n_latent] for m in self.likelihoods[mod].modules()
+                          if isinstance(m, nn.Linear)])
 
     def ard_precision(self) -> Tensor:
         r"""MAP precisions :math:`\alpha_{mk}` given the loadings, ``(n_modalities, n_latent)``.
@@ -113,12 +118,16 @@ class FactorModel(BaseModel):
         W_{m,gk} \sim \mathcal{N}(0, \alpha_{mk}^{-1}),
 
         x_{im} \mid z_i \sim p_m\big(x_{im} \mid \eta_{im}\big), \qquad
-        \eta_{im} = W_m z_i + b_m \quad (m \in M_i),
+        \eta_{im} = W_m z_i + B_m c_i + b_m \quad (m \in M_i),
 
     with, per likelihood: Gaussian :math:`x_{img} \sim \mathcal{N}(\bar x_g + s_g \eta_{img},
     (s_g \sigma_g)^2)` (:math:`\bar x_g, s_g` the training mean and sd); NB / Poisson / ZINB
     :math:`\log \mu_{img} = \eta_{img}`; Bernoulli logits :math:`\eta_{img}`; a ``mixed``
     table column-wise the same (categorical columns: one logit row per category). The
+    :math:`c_i` are the observation's covariates (``setup_mudata(..., batch_key=...)``:
+    one-hot batch and categorical covariates, standardised continuous ones; none by
+    default), whose effects :math:`B_m` are fixed effects without a prior, so factors
+    describe variation beyond the batches. The
     automatic-relevance-determination prior switches a factor off in a modality as
     :math:`\alpha_{mk} \to \infty`. Loadings, intercepts and the precisions are fitted by
     MAP (the precisions in :math:`\log\alpha`, at their closed-form conditional optimum);
@@ -212,7 +221,7 @@ class FactorModel(BaseModel):
         """
         self._check_modality(modality)
         lik = self.module.likelihoods[modality]
-        w = _loading_head(lik).weight.detach().cpu().numpy()
+        w = _loading_head(lik).weight.detach().cpu().numpy()[:, : self.module.n_latent]
         names = self.var_names_[modality]
         if lik.name != "mixed":
             return pd.DataFrame(w, index=pd.Index(names), columns=self.factor_names)
@@ -243,7 +252,7 @@ class FactorModel(BaseModel):
         return torch.cat(means)
 
     def _natural_scale(self, mod: str, x: Tensor, observed: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
-        """Target ``y``, entry mask and loadings on the natural-parameter scale, or ``None``."""
+        """Target ``y``, entry mask and weights ``[loadings, covariate effects]`` on the natural-parameter scale, or ``None``."""
         lik = self.module.likelihoods[mod]
         w = _loading_head(lik).weight.detach().cpu()
         obs = torch.ones_like(x, dtype=torch.bool) if observed is None else observed
@@ -274,7 +283,8 @@ class FactorModel(BaseModel):
         for counts :math:`\mathbb{E}\log(1+x)` and :math:`\log\mu` differ by a per-feature
         offset that is not a factor's doing. Modalities without such features (Bernoulli,
         a mixed table with no gaussian column) give NaN. :math:`R^2_{mk}` may be slightly
-        negative for an unused factor. Nothing is written to ``mdata``.
+        negative for an unused factor. With covariates, their fixed effects :math:`B_m c_i`
+        are subtracted from :math:`y_{im}` first. Nothing is written to ``mdata``.
 
         Parameters
         ----------
@@ -305,7 +315,10 @@ class FactorModel(BaseModel):
             if scale is None or not rows.any():
                 continue
             y, obs, w = scale
-            per_factor[j], joint[j] = _r2(y, obs.to(y.dtype), z[rows], w)
+            k = self.module.n_latent
+            if self.module.n_covariates:
+                y = y - tensors.covariates.cpu()[rows] @ w[:, k:].T
+            per_factor[j], joint[j] = _r2(y, obs.to(y.dtype), z[rows], w[:, :k])
         if total:
             return pd.Series(joint, index=pd.Index(self.modalities), name="r2")
         return pd.DataFrame(per_factor, index=pd.Index(self.modalities), columns=self.factor_names)

@@ -42,7 +42,8 @@ class _GraphPoEVAEModule(_PoEVAEModule):
         super().__init__(spec, **kwargs)
         for mod in self.modalities:
             self.encoders[mod] = GraphGaussianEncoder(
-                self.likelihoods[mod].in_features, kwargs["n_latent"], kwargs["n_hidden"], kwargs["n_layers"],
+                self.likelihoods[mod].in_features + self.n_covariates, kwargs["n_latent"], kwargs["n_hidden"],
+                kwargs["n_layers"],
                 conv=conv, n_conv_layers=n_conv_layers, dropout=kwargs["dropout"])
         self._pyro_name = f"mdlprob_graph_poe_vae_{uuid.uuid4().hex[:12]}"
 
@@ -54,6 +55,8 @@ class _GraphPoEVAEModule(_PoEVAEModule):
         for j, mod in enumerate(self.modalities):
             present = graph["presence"][:, j]
             h = self.likelihoods[mod].encode_input(graph["x"][mod], graph["observed"][mod])
+            if self.n_covariates:  # every node's expert reads its own covariates
+                h = torch.cat([h, self.covariates(graph, h.shape[:1])], dim=-1)
             mu, logvar = self.encoders[mod](h, edge_index, present, graph["degree"][:, j])
             mus.append(mu[:n])
             logvars.append(logvar[:n])
@@ -95,7 +98,9 @@ class GraphPoEVAE(BaseModel):
     (:class:`~mdlprob.nn.GraphGaussianEncoder`) over the neighbours that have modality
     :math:`m` (and :math:`i` itself when it has it): an observation lacking protein gets a
     protein expert from its neighbours' protein, and an absent modality's values never
-    enter anywhere. Training maximises the PoEVAE objective; its joint term uses every
+    enter anywhere. With covariates (``setup_mudata(..., batch_key=...)``) each node's
+    expert also reads the node's own covariates, and decoders are conditional as in
+    :class:`PoEVAE`. Training maximises the PoEVAE objective; its joint term uses every
     available expert, so the neighbour experts learn to predict the observation's own data.
 
     The graph is ``mdata.obsp[graph_key]`` (e.g. spatial neighbours, or the kNN graph of

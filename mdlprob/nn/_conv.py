@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -64,9 +65,13 @@ class ConvEncoder(nn.Module):
         Latent dimension.
     base_channels
         Width of the first stage.
+    n_covariates
+        Width of a covariate vector (batch one-hot, ...) joined to the pooled features before
+        the last linear map; 0 for none.
     """
 
-    def __init__(self, image_shape: Sequence[int], in_channels: int, n_latent: int, *, base_channels: int = 16) -> None:
+    def __init__(self, image_shape: Sequence[int], in_channels: int, n_latent: int, *, base_channels: int = 16,
+                 n_covariates: int = 0) -> None:
         super().__init__()
         self.in_shape = (in_channels, int(image_shape[1]), int(image_shape[2]))
         chans = stage_channels(image_shape, base_channels)
@@ -75,11 +80,14 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ResidualBlock(c_out)]
         layers += [_norm(chans[-1]), nn.SiLU(), nn.AdaptiveAvgPool2d(_POOLED), nn.Flatten()]
         self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(chans[-1] * _POOLED * _POOLED, 2 * n_latent)
+        self.out = nn.Linear(chans[-1] * _POOLED * _POOLED + n_covariates, 2 * n_latent)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, covariates: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance; ``covariates`` ``(*lead, n_covariates)`` when the encoder has any."""
         lead = x.shape[:-1]
         h = self.body(x.reshape(-1, *self.in_shape))
+        if covariates is not None:
+            h = torch.cat([h, covariates.reshape(-1, covariates.shape[-1])], dim=-1)
         mu, logvar = self.out(h).reshape(*lead, -1).chunk(2, dim=-1)
         return mu, logvar.clamp(-10.0, 8.0)
 
@@ -95,7 +103,7 @@ class ConvDecoder(nn.Module):
     Parameters
     ----------
     n_latent
-        Latent dimension.
+        Input dimension: the latent dimension, plus the covariates' width for a conditional decoder.
     image_shape
         ``(C, H, W)`` of the modality.
     out_channels

@@ -12,13 +12,17 @@ Survival
     :func:`survival`: predicted curves with bands by group, beside Kaplan–Meier.
 Images
     :func:`scan_panel`: observed scans next to an imputed scan's mean, sd and error maps.
+Colours
+    :func:`method_color`, :func:`method_colors`: one colour per method, the same in every figure.
 """
 
 from __future__ import annotations
 
 from ._imputation import calibration, imputation
+from ._palette import METHOD_COLORS, method_color, method_colors
 from ._scans import scan_panel
 from ._survival import survival
 from ._training import history
 
-__all__ = ["calibration", "history", "imputation", "scan_panel", "survival"]
+__all__ = ["METHOD_COLORS", "calibration", "history", "imputation", "method_color", "method_colors", "scan_panel",
+           "survival"]

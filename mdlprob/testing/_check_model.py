@@ -54,6 +54,8 @@ def check_model(model_cls, mdata: md.MuData, **init_kwargs) -> None:
 
     first = model.modalities[0]
     lacking = make_mudata({m: mdata.mod[m] for m in mdata.mod if m != first})
+    for key in _covariate_keys(get_registry(mdata)):
+        lacking.obs[key] = mdata.obs.loc[lacking.obs_names, key]
     if lacking.n_obs:
         assert np.isfinite(model.get_latent(lacking)).all()
     imp = model.impute(mdata, first, n_samples=5)
@@ -88,7 +90,8 @@ def _check_masked_values_are_ignored(model_cls, mdata: md.MuData, **init_kwargs)
     mask.iloc[masked, list(likelihoods).index(target)] = False
     data.obsm["mdlprob_check_mask"] = mask
     setup_mudata(data, likelihoods=likelihoods, mask_key="mdlprob_check_mask",
-                 layer={m: e["layer"] for m, e in registry["modalities"].items() if e["layer"]})
+                 layer={m: e["layer"] for m, e in registry["modalities"].items() if e["layer"]},
+                 **_covariate_setup(registry))
     model = model_cls(data, **init_kwargs)
     model.train(max_epochs=1, progress_bar=False)
     before = model.get_latent(data).copy()
@@ -104,3 +107,18 @@ def _check_masked_values_are_ignored(model_cls, mdata: md.MuData, **init_kwargs)
     prior_mean = model.get_latent(data, given=[target])[masked]
     np.testing.assert_allclose(prior_mean, 0.0, atol=1e-6)
     np.testing.assert_allclose(data.obsm["X_mdlprob_std"][masked], 1.0, atol=1e-6)
+
+
+def _covariate_setup(registry) -> dict:
+    """The covariate arguments of ``setup_mudata`` that gave ``registry``."""
+    cov = registry.get("covariates")
+    if not cov:
+        return {}
+    batch = cov["batch_key"] or None
+    return {"batch_key": batch, "categorical_covariate_keys": cov["categorical_keys"][1 if batch else 0:],
+            "continuous_covariate_keys": cov["continuous_keys"]}
+
+
+def _covariate_keys(registry) -> list[str]:
+    cov = registry.get("covariates")
+    return [*cov["categorical_keys"], *cov["continuous_keys"]] if cov else []

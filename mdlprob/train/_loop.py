@@ -141,7 +141,7 @@ def fit(module: nn.Module, data: MultimodalTensors | BackedTensors, train_idx: n
                     loop["stale"] += 1
             loop["epoch"] = epoch + 1
             if hasattr(epochs, "set_postfix"):
-                epochs.set_postfix(loss=f"{history['train_loss'][-1]:.4g}")
+                epochs.set_postfix(_postfix(history, loop, bool(len(val_idx))), refresh=False)
             done = cfg.early_stopping and loop["stale"] >= cfg.patience
             if checkpoint is not None and (done or loop["epoch"] % checkpoint.every == 0 or loop["epoch"] == cfg.max_epochs):
                 save()
@@ -151,6 +151,15 @@ def fit(module: nn.Module, data: MultimodalTensors | BackedTensors, train_idx: n
             if done:
                 break
     return loop["best_state"]
+
+
+def _postfix(history: dict[str, list[float]], loop: dict[str, Any], validation: bool) -> dict[str, str]:
+    """What the epoch bar shows: the training loss and, with a validation split, its loss and the best epoch so far."""
+    shown = {"loss": f"{history['train_loss'][-1]:.4g}"}
+    if validation:
+        shown["val"] = f"{history['val_loss'][-1]:.4g}"
+        shown["best"] = f"{loop['best']:.4g} (epoch {loop['best_epoch']})"
+    return shown
 
 
 def _snapshot(module: nn.Module) -> dict[str, Tensor]:

@@ -118,7 +118,7 @@ def tune(
     refit
         Refit the best configuration on all of ``mdata`` and return it in ``model``.
     progress_bar
-        Optuna's progress bar over trials (default: ``mdlprob.settings.progress_bar``).
+        Optuna's progress bar over trials (default: ``mdlprob.settings.show_progress``).
     start_from
         Configurations tried first (Optuna's ``enqueue_trial``), each a dict of search-space
         values (and ``model_cls`` when several classes compete); unnamed parameters are
@@ -202,7 +202,7 @@ def tune(
         if "model_cls" in values:
             values["model_cls"] = _class_name(values["model_cls"])
         study.enqueue_trial(values)
-    show = settings.progress_bar if progress_bar is None else progress_bar
+    show = settings.show_progress if progress_bar is None else progress_bar
     try:
         study.optimize(run, n_trials=n_trials, timeout=timeout, show_progress_bar=bool(show), catch=(FloatingPointError,))
     finally:

@@ -40,8 +40,8 @@ def test_fit_options_and_early_stopping_summary(data_file, tmp_path):
                               "--early-stopping", "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
     assert "early stopping kept epoch" in res.stdout and "validation loss" in res.stdout
-    mdlprob.settings.progress_bar = True
-    logging.getLogger("mdlprob").setLevel(logging.NOTSET)  # --quiet set it for this process
+    assert mdlprob.settings.verbosity == logging.WARNING and not mdlprob.settings.show_progress
+    mdlprob.settings.verbosity = "info"  # --quiet set it for this process
     model = mdlprob.PoEVAE.load(tmp_path / "m")
     assert len(model.val_indices_) == 12 and model.history_["stopped_epoch"][0] < 60
     res = runner.invoke(app, ["fit", str(data_file), *FIT, "--max-epochs", "3", "--train-size", "0.5",
@@ -60,6 +60,13 @@ def test_latent_given(data_file, tmp_path):
     expected = mdlprob.PoEVAE.load(tmp_path / "m", mdata).get_latent_representation(mdata, given=["rna"])
     assert np.allclose(md.read_h5mu(tmp_path / "l.h5mu").obsm["X_mdlprob"], expected, atol=1e-6)
     assert "X_mdlprob" not in mdata.obsm  # the scvi-tools name writes nothing
+    res = runner.invoke(app, ["latent", str(tmp_path / "m"), str(data_file), "--n-samples", "4", "--out",
+                              str(tmp_path / "s.h5mu")])
+    assert res.exit_code == 0, res.output
+    written = md.read_h5mu(tmp_path / "s.h5mu").obsm
+    assert written["X_mdlprob_samples"].shape == (120, 4, 3)
+    spread = written["X_mdlprob_samples"].std(1)
+    assert np.isfinite(spread).all() and (spread > 0).all()  # draws, not copies of the mean
 
 
 def test_accelerator_names():

@@ -203,3 +203,19 @@ def test_hide_modality_removes_rows_and_keeps_everything_else():
         mdlprob.data.hide_modality(m, "rna", np.array([1, 0, 1, 0]))
     with pytest.raises(KeyError, match="'atac'"):
         mdlprob.data.hide_modality(m, "atac", np.zeros(4, dtype=bool))
+
+
+def test_register_outcome_adds_replaces_and_removes_it():
+    mdata = mdlprob.datasets.synthetic(60, n_vars={"rna": 8, "protein": 4}, seed=1)
+    with pytest.raises(RegistrationError, match="not registered"):
+        mdlprob.data.register_outcome(mdata, {"key": "label", "type": "categorical"})
+    setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb"})
+    modalities = get_registry(mdata)["modalities"]
+    mdlprob.data.register_outcome(mdata, {"key": "label", "type": "categorical"})
+    assert get_registry(mdata)["outcome"]["classes"] == ["A", "B", "C"]
+    mdlprob.data.register_outcome(mdata, {"time_key": "time", "event_key": "event", "type": "coxph", "weight": 2})
+    assert get_registry(mdata)["outcome"] == {"time_key": "time", "event_key": "event", "type": "coxph", "weight": 2.0}
+    with pytest.raises(KeyError, match="'age' is not a column of mdata.obs"):
+        mdlprob.data.register_outcome(mdata, {"key": "age", "type": "categorical"})
+    mdlprob.data.register_outcome(mdata, None)
+    assert "outcome" not in get_registry(mdata) and get_registry(mdata)["modalities"] == modalities
