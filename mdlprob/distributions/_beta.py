@@ -64,7 +64,10 @@ class Beta(Likelihood):
             self.log_concentration.copy_(torch.as_tensor(np.log(kappa), dtype=torch.float32))
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
-        return {"logits": self.logit_head(h), "log_concentration": self.log_concentration}
+        return {"logits": self.logit_head(h), **self.noise()}
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_concentration": self.log_concentration}
 
     def _alpha_beta(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         mu = torch.sigmoid(params["logits"])
