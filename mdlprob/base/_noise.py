@@ -24,11 +24,10 @@ from ._base_module import MultimodalVAEModule
 MAX_DRAWS_PER_ROW = 8
 #: Largest Newton step of a noise parameter (they are all on the log scale: a factor e).
 MAX_STEP = 1.0
-#: Newton stops when no noise parameter moves by more than this (log scale) ...
-TOLERANCE = 1e-4
-#: ... or when a step lowers the mean loss per pair by less than this (nats): features whose
-#: optimum is at a boundary (an NB without overdispersion, theta -> infinity) otherwise creep on.
-LOSS_TOLERANCE = 1e-4
+#: Newton stops when the loss it still expects to gain (the Newton decrement) is below this, in nats per pair.
+#: Features whose optimum is at a boundary (an NB without overdispersion, theta -> infinity) keep taking
+#: steps of the full radius but promise ever less, so this, not the step length, ends the fit.
+TOLERANCE = 1e-6
 #: Values per chunk of pairs scored at once (bounds the memory of the second derivatives).
 CHUNK_VALUES = 2**20
 
@@ -147,8 +146,9 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
     one-parameter term), or :math:`-\operatorname{sign}(g)\,r` where the curvature is not
     positive, clipped to the trust radius :math:`r` (at most :data:`MAX_STEP`). A step that
     raises the loss is undone and the radius halved; an accepted one doubles it again. Stops
-    after ``max_steps`` steps, when no element moves by more than :data:`TOLERANCE`, or when a
-    step gains less than :data:`LOSS_TOLERANCE` nats per pair.
+    after ``max_steps`` steps or when the decrease the next steps promise,
+    :math:`\sum g^2/h` (over elements with :math:`h > 0`, else :math:`|g|\,r`), falls below
+    :data:`TOLERANCE` nats per pair.
     Returns the mean loss per pair after each step (``on_step`` is called after each).
     """
     losses: list[float] = []
@@ -161,9 +161,7 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
             for p, d in zip(params, steps, strict=True):
                 p += d
         new_total, new_grads, new_curvs = _derivatives(module, cache, params)
-        moved = max((float(d.abs().max()) for d in steps if d.numel()), default=0.0)
-        gain = (float(total) - float(new_total)) / cache.n_pairs
-        if not gain >= 0.0:  # a worse (or non-finite) loss: undo, and try shorter steps
+        if not float(new_total) <= float(total):  # a worse (or non-finite) loss: undo, and try shorter steps
             with torch.no_grad():
                 for p, d in zip(params, steps, strict=True):
                     p -= d
@@ -174,6 +172,8 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
         losses.append(float(total) / cache.n_pairs)
         if on_step is not None:
             on_step()
-        if moved <= TOLERANCE or radius <= TOLERANCE or 0.0 <= gain < LOSS_TOLERANCE:
+        expected = sum(float(torch.where(h > 0, g**2 / h.clamp_min(1e-30), g.abs() * radius).sum())
+                       for g, h in zip(grads, curvs, strict=True))
+        if expected / cache.n_pairs < TOLERANCE or radius < 1e-6:
             break
     return losses
