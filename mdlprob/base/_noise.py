@@ -142,38 +142,45 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
                on_step=None) -> list[float]:
     r"""Minimise the cached pairs' mean negative log-density over the noise ``params`` by damped Newton.
 
-    Every parameter element takes its own step :math:`-g/h` (gradient over curvature of its
-    one-parameter term), or :math:`-\operatorname{sign}(g)\,r` where the curvature is not
-    positive, clipped to the trust radius :math:`r` (at most :data:`MAX_STEP`). A step that
-    raises the loss is undone and the radius halved; an accepted one doubles it again. Stops
-    after ``max_steps`` steps or when the decrease the next steps promise,
-    :math:`\sum g^2/h` (over elements with :math:`h > 0`, else :math:`|g|\,r`), falls below
-    :data:`TOLERANCE` nats per pair.
+    The loss is a sum of one-parameter terms, so every parameter element takes its own step:
+    :math:`-g/h` (gradient over curvature of its term), or :math:`-\operatorname{sign}(g)\,r`
+    where the curvature is not positive, clipped to its own trust radius :math:`r` (at most
+    :data:`MAX_STEP`). A step that crosses the element's minimum and lands where the slope is
+    steeper than before overshot (for a quadratic term, exactly when its loss rose), unless
+    by a negligible amount: it is undone and that element's radius halved; any other step doubles it again. Stops after
+    ``max_steps`` steps or when the decrease the next steps promise, :math:`\sum g^2/h` (over
+    elements with :math:`h > 0`, else :math:`|g|\,r`), falls below :data:`TOLERANCE` nats per pair.
     Returns the mean loss per pair after each step (``on_step`` is called after each).
     """
     losses: list[float] = []
-    radius = MAX_STEP
+    radius = [torch.full_like(p, MAX_STEP) for p in params]
     total, grads, curvs = _derivatives(module, cache, params)
     for _ in range(max_steps):
-        steps = [torch.where(h > 0, -g / h.clamp_min(1e-30), -torch.sign(g) * radius).clamp(-radius, radius)
-                 for g, h in zip(grads, curvs, strict=True)]
+        steps = [torch.where(h > 0, -g / h.clamp_min(1e-30), -torch.sign(g) * r).clamp(-r, r)
+                 for g, h, r in zip(grads, curvs, radius, strict=True)]
         with torch.no_grad():
             for p, d in zip(params, steps, strict=True):
                 p += d
         new_total, new_grads, new_curvs = _derivatives(module, cache, params)
-        if not float(new_total) <= float(total):  # a worse (or non-finite) loss: undo, and try shorter steps
-            with torch.no_grad():
-                for p, d in zip(params, steps, strict=True):
-                    p -= d
-            radius /= 2
-        else:
-            total, grads, curvs = new_total, new_grads, new_curvs
-            radius = min(MAX_STEP, 2 * radius)
+        undone = False
+        for i, (p, d) in enumerate(zip(params, steps, strict=True)):
+            g, ng = grads[i], new_grads[i]
+            # overshoot: crossed the minimum to a steeper slope, by more than a negligible loss (float noise)
+            over = (ng * d > 0) & (ng.abs() > g.abs()) & (ng.abs() * d.abs() > TOLERANCE * cache.n_pairs)
+            bad = ~torch.isfinite(ng) | ~torch.isfinite(new_curvs[i]) | over
+            radius[i] = torch.where(bad, radius[i] / 2, (2 * radius[i]).clamp_max(MAX_STEP))
+            if bool(bad.any()):
+                undone = True
+                with torch.no_grad():
+                    p -= torch.where(bad, d, torch.zeros_like(d))
+        if undone:  # the loss where some elements stepped back: one more pass
+            new_total, new_grads, new_curvs = _derivatives(module, cache, params)
+        total, grads, curvs = new_total, new_grads, new_curvs
         losses.append(float(total) / cache.n_pairs)
         if on_step is not None:
             on_step()
-        expected = sum(float(torch.where(h > 0, g**2 / h.clamp_min(1e-30), g.abs() * radius).sum())
-                       for g, h in zip(grads, curvs, strict=True))
-        if expected / cache.n_pairs < TOLERANCE or radius < 1e-6:
+        expected = sum(float(torch.where(h > 0, g**2 / h.clamp_min(1e-30), g.abs() * r).sum())
+                       for g, h, r in zip(grads, curvs, radius, strict=True))
+        if expected / cache.n_pairs < TOLERANCE:
             break
     return losses
