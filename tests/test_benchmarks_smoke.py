@@ -91,3 +91,14 @@ def test_feature_links_benchmark_quick_run(tmp_path):
     assert list(table["links"]) == ["none", "feature_links", "feature_links_shuffled"]
     assert table["pearson_r"].notna().all() and table["temperature"].iloc[1:].gt(0).all()
     assert {"feature_links.json", "feature_links.md"} <= {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.timeout(120)
+def test_refit_cost_quick_run(tmp_path):
+    with benchmark_module("refit_cost") as module:
+        report = module.main(["--quick", "--out", str(tmp_path)])
+    assert [r["model"] for r in report["results"]] == ["MoEVAE", "MoPoEVAE"]
+    for r in report["results"]:
+        assert r["cached_seconds"] > 0 and r["per_step_seconds"] > 0 and 1 <= r["cached_steps"] <= r["cap"]
+        assert r["cached_log_theta"] != r["trained_log_theta"]
+    assert "| MoEVAE |" in (tmp_path / "refit_cost.md").read_text()
