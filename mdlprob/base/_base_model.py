@@ -349,7 +349,7 @@ class BaseModel:
         then minimises :math:`-\sum_{i,k} \sum_m \log p_{\theta_m}(x_{im} \mid z_{ik})` over
         the cached pairs (a Monte Carlo EM M-step) by damped Newton steps, one per parameter
         element (each acts on its own features' densities), re-scoring cached parameters
-        without running a network; it stops when the decrease the next steps promise is below 1e-6 nats per row.
+        without running a network; it stops when the decrease the next steps promise is below 1e-6 of the loss.
 
         The rows are the validation split when the model has one of at least 100 observations
         (``train(train_size<1)`` or ``early_stopping``): rows the decoders never fit, whose

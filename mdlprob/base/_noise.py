@@ -24,9 +24,10 @@ from ._base_module import MultimodalVAEModule
 MAX_DRAWS_PER_ROW = 8
 #: Largest Newton step of a noise parameter (they are all on the log scale: a factor e).
 MAX_STEP = 1.0
-#: Newton stops when the loss it still expects to gain (the Newton decrement) is below this, in nats per pair.
-#: Features whose optimum is at a boundary (an NB without overdispersion, theta -> infinity) keep taking
-#: steps of the full radius but promise ever less, so this, not the step length, ends the fit.
+#: Newton stops when the loss it still expects to gain (the Newton decrement) is below this fraction of the
+#: loss (plus one nat per million pairs): float32 sums of many pairs resolve the loss to about 1e-7 of itself,
+#: so a smaller gain is rounding. Features whose optimum is at a boundary (an NB without overdispersion,
+#: theta -> infinity) keep taking steps of the full radius but promise ever less, so this ends the fit too.
 TOLERANCE = 1e-6
 #: Values per chunk of pairs scored at once (bounds the memory of the second derivatives).
 CHUNK_VALUES = 2**20
@@ -96,7 +97,7 @@ def build_noise_cache(module: MultimodalVAEModule, tensors: MultimodalTensors, r
             for key, value in module.decode(m, z, batch).items():
                 if key not in noise:  # (draws, batch, ...) -> (batch * draws, ...), row-major pairs
                     decoded[m].setdefault(key, []).append(value.transpose(0, 1).reshape(-1, *value.shape[2:]))
-    return NoiseCache(rows=rows, draws=draws, x={m: torch.cat(v) for m, v in x.items()},
+    return NoiseCache(rows=rows.to(device), draws=draws, x={m: torch.cat(v) for m, v in x.items()},
                       keep={m: torch.cat(v) for m, v in keep.items()},
                       decoded={m: {k: torch.cat(v) for k, v in d.items()} for m, d in decoded.items()})
 
@@ -149,7 +150,8 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
     steeper than before overshot (for a quadratic term, exactly when its loss rose), unless
     by a negligible amount: it is undone and that element's radius halved; any other step doubles it again. Stops after
     ``max_steps`` steps or when the decrease the next steps promise, :math:`\sum g^2/h` (over
-    elements with :math:`h > 0`, else :math:`|g|\,r`), falls below :data:`TOLERANCE` nats per pair.
+    elements with :math:`h > 0`, else :math:`|g|\,r`), falls below :data:`TOLERANCE` times the
+    loss (plus one nat per million pairs).
     Returns the mean loss per pair after each step (``on_step`` is called after each).
     """
     losses: list[float] = []
@@ -163,10 +165,11 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
                 p += d
         new_total, new_grads, new_curvs = _derivatives(module, cache, params)
         undone = False
+        negligible = TOLERANCE * (cache.n_pairs + abs(float(total)))
         for i, (p, d) in enumerate(zip(params, steps, strict=True)):
             g, ng = grads[i], new_grads[i]
             # overshoot: crossed the minimum to a steeper slope, by more than a negligible loss (float noise)
-            over = (ng * d > 0) & (ng.abs() > g.abs()) & (ng.abs() * d.abs() > TOLERANCE * cache.n_pairs)
+            over = (ng * d > 0) & (ng.abs() > g.abs()) & (ng.abs() * d.abs() > negligible)
             bad = ~torch.isfinite(ng) | ~torch.isfinite(new_curvs[i]) | over
             radius[i] = torch.where(bad, radius[i] / 2, (2 * radius[i]).clamp_max(MAX_STEP))
             if bool(bad.any()):
@@ -181,6 +184,6 @@ def newton_fit(module: MultimodalVAEModule, cache: NoiseCache, params: list[Tens
             on_step()
         expected = sum(float(torch.where(h > 0, g**2 / h.clamp_min(1e-30), g.abs() * r).sum())
                        for g, h, r in zip(grads, curvs, radius, strict=True))
-        if expected / cache.n_pairs < TOLERANCE:
+        if expected < TOLERANCE * (cache.n_pairs + abs(float(total))):
             break
     return losses
