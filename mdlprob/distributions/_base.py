@@ -142,6 +142,16 @@ class Likelihood(nn.Module):
         """Distribution parameters from the decoder's hidden activations ``h``."""
         raise NotImplementedError
 
+    def noise(self) -> dict[str, Tensor]:
+        """The entries of :meth:`forward`'s parameters that the likelihood holds itself (not decoded).
+
+        These are its noise parameters (NB inverse dispersion, Gaussian/Laplace scales, Beta
+        concentration), computed from its own ``nn.Parameter`` s only: ``{**decoded, **noise()}``
+        rebuilds the parameters after a change of the noise without decoding again
+        (:meth:`~mdlprob.base.BaseModel.refit_noise`). Empty for likelihoods without any.
+        """
+        return {}
+
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:  # pragma: no cover
         """Elementwise log-density, shape ``(..., n_vars)``."""
         raise NotImplementedError

@@ -68,7 +68,10 @@ class Beta(Likelihood):
         return x.clamp(1e-6, 1.0 - 1e-6)
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
-        return {"logits": self.logit_head(h), "log_concentration": self.log_concentration}
+        return {"logits": self.logit_head(h), **self.noise()}
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_concentration": self.log_concentration}
 
     def _alpha_beta(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         mu = torch.sigmoid(params["logits"])

@@ -32,7 +32,10 @@ class Gaussian(Likelihood):
         self.log_sigma = nn.Parameter(torch.full((n_vars,), math.log(0.5)))
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
-        return {"loc": self.in_loc + self.in_scale * self.loc_head(h), "log_scale": self.log_sigma + self.in_scale.log()}
+        return {"loc": self.in_loc + self.in_scale * self.loc_head(h), **self.noise()}
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_scale": self.log_sigma + self.in_scale.log()}
 
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return gaussian_log_prob(x, params["loc"], params["log_scale"])

@@ -34,4 +34,7 @@ class GaussianGlobal(Gaussian):
             self.log_sigma.fill_(float(torch.log(0.5 * self.in_scale.mean())))
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
-        return {"loc": self.in_loc + self.in_scale * self.loc_head(h), "log_scale": self.log_sigma.expand(self.n_vars)}
+        return {"loc": self.in_loc + self.in_scale * self.loc_head(h), **self.noise()}
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_scale": self.log_sigma.expand(self.n_vars)}

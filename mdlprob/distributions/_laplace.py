@@ -35,7 +35,10 @@ class Laplace(Likelihood):
         self.log_b = nn.Parameter(torch.full((n_vars,), math.log(0.5)))
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
-        return {"loc": self.in_loc + self.in_scale * self.loc_head(h), "log_scale": self.log_b + self.in_scale.log()}
+        return {"loc": self.in_loc + self.in_scale * self.loc_head(h), **self.noise()}
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_scale": self.log_b + self.in_scale.log()}
 
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         log_scale = params["log_scale"]

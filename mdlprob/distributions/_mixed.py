@@ -101,10 +101,13 @@ class Mixed(Likelihood):
         cat = out[..., self.n_g + self.n_b:].reshape(*out.shape[:-1], self.n_c, self.k_max)
         return {
             "loc": self.in_loc[self.idx_gaussian] + self.in_scale[self.idx_gaussian] * loc,
-            "log_scale": self.log_sigma + self.in_scale[self.idx_gaussian].log(),
+            **self.noise(),
             "logits": out[..., self.n_g:self.n_g + self.n_b],
             "cat_logits": torch.log_softmax(cat + self.category_offset, dim=-1),
         }
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_scale": self.log_sigma + self.in_scale[self.idx_gaussian].log()}
 
     def _reorder(self, g: Tensor, b: Tensor, c: Tensor) -> Tensor:
         return torch.cat([g, b, c], dim=-1)[..., self.inverse_order]

@@ -29,7 +29,10 @@ class NegativeBinomial(Poisson):
         self.log_theta = nn.Parameter(torch.full((n_vars,), 1.0))
 
     def forward(self, h: Tensor, log_library: Tensor | None = None) -> dict[str, Tensor]:
-        return {**super().forward(h, log_library), "log_theta": self.log_theta}
+        return {**super().forward(h, log_library), **self.noise()}
+
+    def noise(self) -> dict[str, Tensor]:
+        return {"log_theta": self.log_theta}
 
     def log_prob(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return nb_log_prob(x, params["log_mu"], params["log_theta"])

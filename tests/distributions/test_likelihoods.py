@@ -6,7 +6,7 @@ import torch
 
 from mdlprob.distributions import LIKELIHOODS, Mixed
 
-N_HIDDEN = 8
+N_HIDDEN, N_VARS = 8, 5
 
 
 def _mixed():
@@ -59,3 +59,18 @@ def test_gaussian_global_shares_one_scale_across_features():
     assert float(params["log_scale"][0].detach().exp()) == pytest.approx(0.5 * np.std(x, 0).mean(), rel=1e-4)
     torch.testing.assert_close(lik.log_prob(params, torch.zeros(3, 4)),
                                torch.distributions.Normal(params["loc"], params["log_scale"].exp()).log_prob(torch.zeros(3, 4)))
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_noise_is_the_likelihoods_own_parameters_and_what_forward_returns(name):
+    """``noise()`` rebuilds the non-decoded entries of ``forward`` from exactly the likelihood's own parameters."""
+    lik = _mixed()[0] if name == "mixed" else LIKELIHOODS[name](N_VARS, N_HIDDEN)
+    params = lik(torch.randn(3, N_HIDDEN))
+    noise = lik.noise()
+    own = list(lik.parameters(recurse=False))
+    assert set(noise) <= set(params)
+    for key, value in noise.items():
+        assert torch.equal(torch.broadcast_to(value, params[key].shape), params[key])
+        assert value.shape[:1] != (3,)  # not decoded: no batch dimension
+    used = {id(p) for v in noise.values() for p in own if torch.autograd.grad(v.sum(), p, allow_unused=True)[0] is not None}
+    assert used == {id(p) for p in own}
