@@ -10,18 +10,24 @@
 :func:`acquisition_table`, :func:`rank_modalities`, :func:`acquisition_order`
     Every (observation, missing view) pair valued and costed; modalities ranked; a greedy
     cost-weighted acquisition order under a budget.
+:func:`modality_contributions`
+    The metric (accuracy, C-index, imputation r or your own) of every subset of
+    modalities, their Shapley values with bootstrap intervals, and the cost curve.
 """
 
 from __future__ import annotations
 
 from ._acquisition import acquisition_order, acquisition_table, rank_modalities
+from ._contributions import Contributions, modality_contributions
 from ._gain import expected_information_gain, gain_agreement, realised_information_gain
 
 __all__ = [
+    "Contributions",
     "acquisition_order",
     "acquisition_table",
     "expected_information_gain",
     "gain_agreement",
+    "modality_contributions",
     "rank_modalities",
     "realised_information_gain",
 ]
