@@ -13,6 +13,9 @@
 :func:`modality_contributions`
     The metric (accuracy, C-index, imputation r or your own) of every subset of
     modalities, their Shapley values with bootstrap intervals, and the cost curve.
+:func:`variance_explained`
+    Variance of each modality explained by each latent dimension, through any model's
+    decoder (the FactorModel's :math:`R^2_{mk}` for every model).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from ._acquisition import acquisition_order, acquisition_table, rank_modalities
 from ._contributions import Contributions, modality_contributions
 from ._gain import expected_information_gain, gain_agreement, realised_information_gain
+from ._variance import variance_explained
 
 __all__ = [
     "Contributions",
@@ -30,4 +34,5 @@ __all__ = [
     "modality_contributions",
     "rank_modalities",
     "realised_information_gain",
+    "variance_explained",
 ]
