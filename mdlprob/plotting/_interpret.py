@@ -115,6 +115,8 @@ def cost_curve(contrib: Any, *, x: str = "n_modalities", ax: Axes | None = None,
     ax.plot(xs, best["value"], "o-", color="C0", label="best of each size", zorder=3)
     for xi, (name, v) in zip(xs, zip(best["subset"], best["value"], strict=True), strict=True):
         ax.annotate(name, (xi, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if x == "n_modalities":
+        ax.set_xticks(xs)
     ax.set(xlabel="number of modalities" if x == "n_modalities" else "cost", ylabel=contrib.metric,
            title="Metric against the modalities measured")
     ax.legend(fontsize=8, loc="lower right")
