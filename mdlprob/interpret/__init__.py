@@ -13,6 +13,9 @@
 :func:`modality_contributions`
     The metric (accuracy, C-index, imputation r or your own) of every subset of
     modalities, their Shapley values with bootstrap intervals, and the cost curve.
+:func:`feature_attributions`
+    Integrated-gradients attributions (Captum, the ``interpret`` extra) of an imputation or
+    a head's prediction to the features of one view, averaged over posterior draws.
 :func:`variance_explained`
     Variance of each modality explained by each latent dimension, through any model's
     decoder (the FactorModel's :math:`R^2_{mk}` for every model).
@@ -21,6 +24,7 @@
 from __future__ import annotations
 
 from ._acquisition import acquisition_order, acquisition_table, rank_modalities
+from ._attributions import feature_attributions
 from ._contributions import Contributions, modality_contributions
 from ._gain import expected_information_gain, gain_agreement, realised_information_gain
 from ._variance import variance_explained
@@ -30,6 +34,7 @@ __all__ = [
     "acquisition_order",
     "acquisition_table",
     "expected_information_gain",
+    "feature_attributions",
     "gain_agreement",
     "modality_contributions",
     "rank_modalities",
