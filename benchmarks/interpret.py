@@ -5,6 +5,9 @@ scored on held-out observations):
 
 * ``synthetic``: ``mdlprob.datasets.synthetic(1800, missing={"protein": .3, "clinical": .3})``,
   1,500 training / 300 held out; head: classifier of ``label``.
+* ``scans``: ``mdlprob.datasets.synthetic_scans(700, size=28, missing={"t2": .3, "flair": .3})``
+  (three MRI sequences as 28x28 images, convolutional experts), 550 training / 150 held out;
+  head: classifier of the lesion-load ``label``.
 * ``blca``, ``luad``: TCGA (``tcga_survival(cancer, source="mcat")``: RNA z-scores as
   ``sign(x) log(1 + |x|)``, CNV, clinical), the published fold 0: ``train`` patients to fit,
   ``val`` patients held out; head: Cox PH on overall survival.
@@ -15,7 +18,7 @@ scored on held-out observations):
 For each cohort:
 
 * **expected against realised gain** of acquiring the view (``rna`` for TCGA, ``protein`` for
-  mixOmics, every view for synthetic): ``mdlprob.interpret.realised_information_gain`` hides the view
+  mixOmics, every view for synthetic and scans): ``mdlprob.interpret.realised_information_gain`` hides the view
   of held-out observations that have it, values it from 20 predictive draws, reveals it; Spearman ρ
   and means of expected and realised reductions of the latent entropy (nats), of the head's 90%
   interval width, and of the decision (risk group above the median / predicted class);
@@ -31,6 +34,8 @@ observations whose view was hidden).
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/interpret.py --out benchmarks/results
+    # one cohort, added to (or replacing its entry in) an earlier interpret.json
+    OMP_NUM_THREADS=1 python benchmarks/interpret.py --cohorts scans --out benchmarks/results
     OMP_NUM_THREADS=1 python benchmarks/interpret.py --quick --cohorts synthetic --out /tmp/interpret_quick
 """
 
@@ -60,7 +65,7 @@ from mdlprob.interpret import (
     realised_information_gain,
 )
 
-COHORTS = ("synthetic", "blca", "luad", "mixomics")
+COHORTS = ("synthetic", "scans", "blca", "luad", "mixomics")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -69,6 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cohorts", default=",".join(COHORTS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
+    p.add_argument("--fresh", action="store_true", help="drop the cohorts of an earlier interpret.json in --out")
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
     args.cohorts = [c for c in args.cohorts.split(",") if c]
@@ -90,6 +96,15 @@ def synthetic(args):
     test = np.arange(n) >= n - n // 6
     y = data.obs["label"].to_numpy()
     return data, ~test, test, ~test, y, "classifier", ["rna", "protein", "clinical"]
+
+
+def scans(args):
+    n = 300 if args.quick else 700
+    data = mdlprob.datasets.synthetic_scans(n, size=28, missing={"t2": 0.3, "flair": 0.3}, seed=args.seed)
+    setup_mudata(data, likelihoods=dict.fromkeys(("t1", "t2", "flair"), "gaussian"))
+    test = np.arange(n) >= n - 150 * n // 700
+    y = data.obs["label"].astype(str).to_numpy()
+    return data, ~test, test, ~test, y, "classifier", ["t1", "t2", "flair"]
 
 
 def tcga(cancer: str, args):
@@ -118,6 +133,8 @@ def load(name: str, args):
         return synthetic(args)
     if name == "mixomics":
         return mixomics(args)
+    if name == "scans":
+        return scans(args)
     return tcga(name, args)
 
 
@@ -168,14 +185,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(1)
     mdlprob.settings.progress_bar = False
-    results = {}
+    command = "python benchmarks/interpret.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    saved = args.out / "interpret.json"
+    results = json.loads(saved.read_text())["results"] if saved.is_file() and not args.fresh else {}
     for name in args.cohorts:
         try:
-            results[name] = study(name, args)
+            results[name] = {**study(name, args), "command": command, "date": time.strftime("%Y-%m-%d")}
         except FileNotFoundError as err:  # a shared data set is absent: skip the cohort, say so
             print(f"{name}: skipped ({err})", file=sys.stderr, flush=True)
-    report = {"command": "python benchmarks/interpret.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "date": time.strftime("%Y-%m-%d"), "config": args.cfg, "results": results}
+    report = {"command": command, "date": time.strftime("%Y-%m-%d"), "config": args.cfg, "results": results}
     write(report, args.out)
     return report
 
@@ -184,8 +202,11 @@ def write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "interpret.json") as tmp:
         Path(tmp).write_text(json.dumps(report, indent=1, default=float))
-    lines = ["# Which modality matters, and which to measure next", "", f"Command: `{report['command']}` "
-             f"({report['date']}). See the docstring of `benchmarks/interpret.py` for the protocol.", "",
+    commands = sorted({(r.get("command", report["command"]), r.get("date", report["date"]))
+                       for r in report["results"].values()})
+    lines = ["# Which modality matters, and which to measure next", "",
+             "Commands: " + "; ".join(f"`{c}` ({d})" for c, d in commands) + ". See the docstring of "
+             "`benchmarks/interpret.py` for the protocol.", "",
              "## Expected against realised gain on held-out observations (view hidden, then revealed)", ""]
     agreement = pd.DataFrame([r for res in report["results"].values() for r in res["agreement"]])
     if len(agreement):

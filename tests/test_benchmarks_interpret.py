@@ -28,6 +28,7 @@ def test_quick_run_writes_agreement_contributions_and_figures(interpret, tmp_pat
     for kind in ("shapley", "cost", "acquisition"):
         assert (tmp_path / f"interpret_synthetic_{kind}.png").stat().st_size > 1000
     assert "| synthetic | rna | latent_entropy_gain |" in (tmp_path / "interpret.md").read_text()
+    assert res["command"] == saved["command"]  # each cohort records the run that measured it
 
 
 def test_unknown_cohort_is_refused(interpret):
