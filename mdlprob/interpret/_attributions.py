@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..base._validate import check_int
 from ..heads import ClassifierHead, CoxPHHead, LatentHead
+from ._targets import check_model
 
 
 def _require_captum():
@@ -145,7 +146,7 @@ def feature_attributions(model: Any, mdata: md.MuData, source: str, *, target: A
     ``attrs["delta"]``: the mean absolute convergence error of the integral.
     """
     integrated_gradients = _require_captum()
-    model._require_trained()
+    check_model(model)
     check_int("n_samples", n_samples, minimum=1)
     check_int("n_steps", n_steps, minimum=2)
     if source not in model.modalities:

@@ -16,7 +16,7 @@ from ..base._validate import check_int, check_subset
 from ..heads import LatentHead
 from ..metrics import harrell_c, pearson_per_feature
 from ._acquisition import _check_costs
-from ._targets import check_target
+from ._targets import check_model, check_target
 
 Metric = Callable[[Any, np.ndarray], float]
 METRICS = ("accuracy", "c_index", "imputation_r")
@@ -205,7 +205,7 @@ def modality_contributions(model: Any, mdata: md.MuData, *, target: Any = None, 
     random_state
         Seed of the resamples and permutations.
     """
-    model._require_trained()
+    check_model(model)
     check_int("max_exact", max_exact, minimum=0)
     check_int("n_permutations", n_permutations, minimum=1)
     check_int("n_bootstrap", n_bootstrap, minimum=0)

@@ -14,7 +14,7 @@ from ..base._base_model import DRAW_BUDGET
 from ..base._validate import check_int
 from ..data import hide_modality, subset
 from ._augment import augmented, presence
-from ._targets import Summary, check_target, summarise
+from ._targets import Summary, check_model, check_target, summarise
 
 #: Per-observation quantities, each a reduction (before minus after) except the decision change.
 QUANTITIES = ("latent_entropy_gain", "interval_width_gain", "decision_change")
@@ -24,7 +24,7 @@ def _check(model: Any, mdata: md.MuData, modality: str, target: Any, n_samples: 
     if not isinstance(mdata, md.MuData):
         msg = f"Expected mdata to be a mudata.MuData, got {type(mdata).__name__}."
         raise TypeError(msg)
-    model._require_trained()
+    check_model(model)
     if modality not in model.modalities:
         msg = f"Expected modality to be one of the model's modalities {model.modalities}, got {modality!r}."
         raise ValueError(msg)

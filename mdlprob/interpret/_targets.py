@@ -40,6 +40,19 @@ class Summary:
         return self.score.argmax(1) if self.score.ndim == 2 else (self.score > threshold).astype(np.int64)
 
 
+def check_model(model: Any) -> None:
+    """``model`` is a trained mdlprob model with one latent posterior; else a clear error."""
+    from ..base import BaseModel
+
+    if not isinstance(model, BaseModel):
+        fix = (" An Ensemble has no single latent space: pass one of its members (ensemble.members_[0])."
+               if hasattr(model, "members_") else "")
+        msg = (f"Expected model to be a trained mdlprob model with a latent posterior (PoEVAE, MoPoEVAE, MoEVAE, "
+               f"FactorModel, GraphPoEVAE), got {type(model).__name__}.{fix}")
+        raise TypeError(msg)
+    model._require_trained()
+
+
 def check_target(model: Any, target: Any) -> Any:
     """``"latent"`` or a fitted head on ``model``'s latent; anything else raises naming the options."""
     if isinstance(target, str):

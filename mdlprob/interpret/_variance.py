@@ -10,6 +10,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ._targets import check_model
+
 
 def _scale(lik: Any, x: Tensor, mean: Tensor, log_depth: Tensor | None, centre: float) -> tuple[Tensor, Tensor]:
     """Data and decoded means on the comparison scale: ``log1p`` for counts (depth-normalised), else as they are."""
@@ -68,7 +70,7 @@ def variance_explained(model: Any, mdata: md.MuData, *, total: bool = False,
     DataFrame ``(n_modalities, n_latent)`` indexed by modality, columns ``z1..``; with
     ``total`` a Series indexed by modality. A modality no observation has gives NaN.
     """
-    model._require_trained()
+    check_model(model)
     module = model.module
     tensors = model.tensors(mdata)
     z_all = torch.as_tensor(model._posterior(mdata, None, 0, 1024)[0])

@@ -137,3 +137,9 @@ def test_realised_gain_hides_then_reveals_the_view(trained, mdata, classifier):
 def test_gain_agreement_refuses_other_frames():
     with pytest.raises(ValueError, match="output of realised_information_gain"):
         gain_agreement(pd.DataFrame({"a": [1.0]}))
+
+
+def test_an_ensemble_is_refused_with_the_fix(mdata):
+    ensemble = mdlprob.models.Ensemble("PoEVAE", mdata, n_models=2, n_latent=2, n_hidden=8)
+    with pytest.raises(TypeError, match=r"pass one of its members \(ensemble.members_\[0\]\)"):
+        expected_information_gain(ensemble, mdata, "protein")
