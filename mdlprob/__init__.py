@@ -12,12 +12,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
-    from . import data, datasets, distributions, fusion, heads, metrics, models, plotting, tune
+    from . import data, datasets, distributions, fusion, heads, interpret, metrics, models, plotting, tune
     from . import plotting as pl
     from ._settings import settings
     from .models import FactorModel, GraphPoEVAE, MoEVAE, MoPoEVAE, PoEVAE
 
-_SUBMODULES = ("data", "datasets", "distributions", "fusion", "heads", "metrics", "models", "plotting", "tune")
+_SUBMODULES = ("data", "datasets", "distributions", "fusion", "heads", "interpret", "metrics", "models", "plotting", "tune")
 _MODELS = ("FactorModel", "GraphPoEVAE", "MoEVAE", "MoPoEVAE", "PoEVAE")
 
 
@@ -54,6 +54,7 @@ __all__ = [
     "distributions",
     "fusion",
     "heads",
+    "interpret",
     "metrics",
     "models",
     "pl",

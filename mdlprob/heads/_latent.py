@@ -141,9 +141,14 @@ class LatentHead(BaseEstimator):
             out[rows >= 0, c] = values[rows[rows >= 0]]
         return out
 
-    def _features(self, mdata: Any, *, fit: bool) -> np.ndarray:
-        """Head inputs ``(n_samples, n_obs, n_features)`` for ``mdata``."""
+    def _features(self, mdata: Any, *, fit: bool, given: Sequence[str] | None = None) -> np.ndarray:
+        """Head inputs ``(n_samples, n_obs, n_features)`` for ``mdata``, the posterior seeing only ``given``."""
         presence = self.model.tensors(mdata).presence.cpu().numpy()
+        if given is not None:  # an empty list: the prior
+            from ..base._validate import check_subset
+
+            chosen = check_subset("given", given, self.model.modalities) if len(given) else []
+            presence = presence & np.isin(self.model.modalities, chosen)
         n_obs, n_mod = presence.shape
         s = int(self.n_samples)
         masks = np.broadcast_to(presence, (s, n_obs, n_mod)).copy()
@@ -250,10 +255,15 @@ class LatentHead(BaseEstimator):
         self.selection_scores_ = scores
         return scores[True] > scores[False]
 
-    def transform(self, mdata: Any) -> np.ndarray:
-        """The head's inputs for ``mdata``: ``(n_samples, n_obs, n_features)`` (no dropout)."""
+    def transform(self, mdata: Any, *, given: Sequence[str] | None = None) -> np.ndarray:
+        """The head's inputs for ``mdata``: ``(n_samples, n_obs, n_features)`` (no dropout).
+
+        ``given``: the modalities the latent posterior may condition on (default every one an
+        observation has; an empty list gives the prior); the presence inputs then say which of
+        them it used, as for an observation that lacks the others. Covariates are read as before.
+        """
         check_is_fitted(self, "head_")
-        return self._features(mdata, fit=False)
+        return self._features(mdata, fit=False, given=given)
 
     def _delegate(self, name: str):
         check_is_fitted(self, "head_")
@@ -283,12 +293,13 @@ class LatentHead(BaseEstimator):
             return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
         return np.concatenate(parts)
 
-    def _point_and_interval(self, name: str, mdata: Any, return_interval: bool, *args: Any) -> Any:
+    def _point_and_interval(self, name: str, mdata: Any, return_interval: bool, *args: Any,
+                            given: Sequence[str] | None = None) -> Any:
         """The head's ``name`` at the posterior-mean latent, with intervals over latent and weight draws."""
         method = self._delegate(name)
 
         def compute(part: Any) -> Any:
-            X = self.transform(part)
+            X = self.transform(part, given=given)
             point = method(X.mean(0, keepdims=True), *args)
             if not return_interval:
                 return point
@@ -297,18 +308,21 @@ class LatentHead(BaseEstimator):
 
         return self._by_chunks(mdata, compute)
 
-    def predict(self, mdata: Any) -> np.ndarray:
-        """The head's ``predict`` (class labels, or risk scores for survival heads) at the posterior-mean latent."""
+    def predict(self, mdata: Any, *, given: Sequence[str] | None = None) -> np.ndarray:
+        """The head's ``predict`` (class labels, or risk scores for survival heads) at the posterior-mean latent.
+
+        ``given``: the modalities the posterior may condition on (see :meth:`transform`).
+        """
         method = self._delegate("predict")
-        return self._by_chunks(mdata, lambda part: method(self.transform(part).mean(0, keepdims=True)))
+        return self._by_chunks(mdata, lambda part: method(self.transform(part, given=given).mean(0, keepdims=True)))
 
-    def predict_proba(self, mdata: Any, return_interval: bool = False) -> Any:
-        """Class probabilities (classifier heads), optionally with their ``level`` intervals."""
-        return self._point_and_interval("predict_proba", mdata, return_interval)
+    def predict_proba(self, mdata: Any, return_interval: bool = False, *, given: Sequence[str] | None = None) -> Any:
+        """Class probabilities (classifier heads), optionally with their ``level`` intervals; ``given`` as in :meth:`predict`."""
+        return self._point_and_interval("predict_proba", mdata, return_interval, given=given)
 
-    def predict_risk(self, mdata: Any, return_interval: bool = False) -> Any:
-        """Risk scores (survival heads; higher = earlier event), optionally with intervals."""
-        return self._point_and_interval("predict_risk", mdata, return_interval)
+    def predict_risk(self, mdata: Any, return_interval: bool = False, *, given: Sequence[str] | None = None) -> Any:
+        """Risk scores (survival heads; higher = earlier event), optionally with intervals; ``given`` as in :meth:`predict`."""
+        return self._point_and_interval("predict_risk", mdata, return_interval, given=given)
 
     def predict_survival_function(self, mdata: Any, times: Any = None, return_interval: bool = False) -> Any:
         """Survival probabilities ``(n_obs, n_times)`` (survival heads), optionally with bands.

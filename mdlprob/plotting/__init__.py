@@ -12,6 +12,10 @@ Survival
     :func:`survival`: predicted curves with bands by group, beside Kaplan–Meier.
 Images
     :func:`scan_panel`: observed scans next to an imputed scan's mean, sd and error maps.
+Interpretation (:mod:`mdlprob.interpret`)
+    :func:`acquisition_value`: per-observation value of measuring a missing view.
+    :func:`shapley`: modality Shapley values with bootstrap intervals.
+    :func:`cost_curve`: the metric of every subset of modalities against its size or cost.
 Colours
     :func:`method_color`, :func:`method_colors`: one colour per method, the same in every figure.
 """
@@ -19,10 +23,12 @@ Colours
 from __future__ import annotations
 
 from ._imputation import calibration, imputation
+from ._interpret import acquisition_value, cost_curve, shapley
 from ._palette import METHOD_COLORS, method_color, method_colors
 from ._scans import scan_panel
 from ._survival import survival
 from ._training import history
 
-__all__ = ["METHOD_COLORS", "calibration", "history", "imputation", "method_color", "method_colors", "scan_panel",
+__all__ = ["METHOD_COLORS", "acquisition_value", "calibration", "cost_curve", "history", "imputation", "method_color",
+           "method_colors", "scan_panel", "shapley",
            "survival"]

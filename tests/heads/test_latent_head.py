@@ -137,3 +137,19 @@ def test_predictions_stream_in_chunks_of_observations(fitted_model, monkeypatch)
     assert np.corrcoef(whole[0], chunked[0])[0, 1] > 0.95
     assert (chunked[1] <= chunked[0]).all() and (chunked[0] <= chunked[2]).all()
     assert est.predict(mdata).shape == (mdata.n_obs,)
+
+
+def test_given_conditions_as_if_the_other_views_were_absent(fitted_model):
+    model, mdata = fitted_model
+    est = LatentHead(model, ClassifierHead(max_epochs=30), covariates=["age"], modality_latents=False, n_samples=3,
+                     random_state=0).fit(mdata, mdata.obs["label"].to_numpy())
+    no_protein = hide_modality(mdata, "protein", model.tensors(mdata).presence[:, 1].numpy())
+    mdlprob.settings.seed = 5
+    given = est.transform(mdata, given=["rna", "clinical"])
+    mdlprob.settings.seed = 5
+    hidden = est.transform(no_protein)
+    np.testing.assert_allclose(given, hidden, rtol=1e-6)
+    assert (given[..., -2] == -0.5).all()  # has_protein says the posterior did not see it
+    assert est.predict_proba(mdata, given=["rna"]).shape == (mdata.n_obs, 3)
+    with pytest.raises(ValueError, match="given to be a non-empty list"):
+        est.predict(mdata, given=["mri"])
