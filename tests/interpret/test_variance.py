@@ -23,7 +23,7 @@ def _gaussian_data():
 
 def test_equals_the_factor_models_own_on_gaussian_features():
     mdata = _gaussian_data()
-    model = FactorModel(mdata, n_factors=3, n_hidden=8)
+    model = FactorModel(mdata, n_latent=3, n_hidden=8)
     model.train(max_epochs=20, batch_size=100, lr=1e-2, progress_bar=False)
     ours, theirs = variance_explained(model, mdata), model.variance_explained(mdata)
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), atol=1e-4)
