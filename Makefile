@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; a GPU user installs torch first (see README) and the pin is then satisfied or skipped.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo lint test test-all bench docs clean
+.PHONY: venv demo lint test test-all bench docs notebooks clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ test-all: venv
 docs: venv
 	$(BIN)/python -m pip install -e ".[docs]" >/dev/null
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Execute the tutorials (fast mode) into docs/tutorials/*.ipynb for the site; needs MDLPROB_DATA
+# for the real-data ones (skipped with a message otherwise). Run locally; `make docs` never executes them.
+notebooks: venv
+	$(BIN)/python -m pip install -e ".[docs]" >/dev/null
+	$(BIN)/python docs/scripts/execute_tutorials.py
 
 bench: venv
 	$(BIN)/python benchmarks/throughput.py --out benchmarks/results

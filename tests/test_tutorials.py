@@ -165,3 +165,25 @@ def test_documented_signatures_match_code():
         checked += 1
     assert checked > 10
     assert not wrong, "\n".join(wrong)
+
+
+#: The executed notebooks the docs render (``make notebooks``), one per tutorial.
+NOTEBOOKS = ROOT / "docs" / "tutorials"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
+def test_executed_notebook_is_current(path):
+    """Each tutorial has an executed notebook with figures, small, whose code is the tutorial's."""
+    jupytext = pytest.importorskip("jupytext")
+    nbformat = pytest.importorskip("nbformat")
+    executed = NOTEBOOKS / f"{path.stem}.ipynb"
+    assert executed.is_file(), f"no {executed}: run `make notebooks` and commit it"
+    assert executed.stat().st_size < 400_000, f"{executed} is {executed.stat().st_size} bytes; lower the figure dpi"
+    notebook = nbformat.read(executed, as_version=4)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    assert code == [c.source for c in jupytext.read(path).cells if c.cell_type == "code"], (
+        f"{executed.name} is stale: {path.name} changed since it was executed; run `make notebooks`")
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], f"{executed.name} holds an error"
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{executed.name} shows no figure"
+    assert f"tutorials/{executed.name}" in (ROOT / "mkdocs.yml").read_text(), f"{executed.name} is not in the nav"

@@ -35,12 +35,14 @@
 
 # %%
 import os
+import sys
 import time
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # write figures to files; no display needed
+if "ipykernel" not in sys.modules:  # a script writes figures to files; a notebook also shows them
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.linear_model import LinearRegression
@@ -249,7 +251,8 @@ ax2.set_title("training curve (negative MVAE objective)")
 fig.tight_layout()
 figure_path = OUT / "quickstart.png"
 fig.savefig(figure_path, dpi=120)
-plt.close(fig)
+if "ipykernel" not in sys.modules:  # a notebook shows the figure below the cell
+    plt.close(fig)
 print(f"figure written to {figure_path}")
 
 # %% [markdown]

@@ -39,12 +39,14 @@
 
 # %%
 import os
+import sys
 import time
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # write figures to files; no display needed
+if "ipykernel" not in sys.modules:  # a script writes figures to files; a notebook also shows them
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -213,7 +215,8 @@ ax.set_ylabel("absolute error of the mean")
 ax.legend(fontsize=8)
 fig2.tight_layout()
 fig2.savefig(OUT / "missing_flair_sd_vs_error.png", dpi=120)
-plt.close(fig2)
+if "ipykernel" not in sys.modules:  # a notebook shows the figure below the cell
+    plt.close(fig2)
 print("figure written to", OUT / "missing_flair_sd_vs_error.png")
 
 # %% [markdown]

@@ -34,12 +34,14 @@
 
 # %%
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # write figures to files; no display needed
+if "ipykernel" not in sys.modules:  # a script writes figures to files; a notebook also shows them
+    matplotlib.use("Agg")
 import numpy as np
 from matplotlib.figure import Figure
 from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -154,3 +156,4 @@ mdlprob.pl.survival(times, surv, s_lo, s_hi, groups=groups, observed=(y[test]["t
                     xlabel="months", ax=ax_pred)
 fig.savefig(OUT / "tcga_survival.png", dpi=110)
 print(f"wrote {OUT / 'tcga_survival.png'}")
+fig  # a notebook shows the figure here

@@ -32,11 +32,13 @@
 
 # %%
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # write figures to files; no display needed
+if "ipykernel" not in sys.modules:  # a script writes figures to files; a notebook also shows them
+    matplotlib.use("Agg")
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -120,6 +122,7 @@ fig.colorbar(points, ax=right, label="log1p CD4 ADT (measured, also where hidden
 for ax in (left, right):
     ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2")
 fig.savefig(OUT / "citeseq_umap.png", dpi=110)
+fig  # a notebook shows the figure here
 
 # %% [markdown]
 # Cells with and without ADT mix in the embedding: a missing view does not move a cell to its
@@ -172,6 +175,7 @@ mdlprob.pl.imputation(truth, imputed, mask=np.broadcast_to(hidden[:, None], trut
 left.set(xscale="symlog", yscale="symlog")  # counts span four orders of magnitude
 mdlprob.pl.calibration(truth, imputed, mask=np.broadcast_to(hidden[:, None], truth.shape), ax=right)
 fig.savefig(OUT / "citeseq_adt_imputation.png", dpi=110)
+fig  # a notebook shows the figure here
 
 # %% [markdown]
 # The left panel shows CD4 imputed for the cells whose ADT was hidden, with 90% intervals;

@@ -34,12 +34,14 @@
 
 # %%
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # write figures to files; no display needed
+if "ipykernel" not in sys.modules:  # a script writes figures to files; a notebook also shows them
+    matplotlib.use("Agg")
 import numpy as np
 from sksurv.util import Surv
 
@@ -130,7 +132,8 @@ print(gain_agreement(check).round(3))
 contrib = modality_contributions(model, test_data, target=head, y=y[test], n_samples=N_DRAWS,
                                  n_bootstrap=20 if FAST else 500)
 print(contrib.shapley.round(3))
+mdlprob.pl.shapley(contrib, path=OUT / "rna_panel_shapley.png")  # the last expression: a notebook shows it
+
+# %%
 print(contrib.cost_curve().round(3))
-mdlprob.pl.shapley(contrib, path=OUT / "rna_panel_shapley.png")
 mdlprob.pl.cost_curve(contrib, path=OUT / "rna_panel_cost.png")
-print(f"wrote figures to {OUT}")
