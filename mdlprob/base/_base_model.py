@@ -31,6 +31,7 @@ from ..distributions import LIKELIHOODS
 from ..exceptions import DataWarning, ModelFileError, NotTrainedError, RegistrationError
 from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, launched_by_torchrun
 from ..train._checkpoint import Checkpointer
+from ..train._loop import kept_epoch
 from ._base_module import MultimodalVAEModule
 from ._calibration import calibratable, fit_scales, interpolated_quantile, widen
 from ._noise import build_noise_cache, newton_fit
@@ -428,9 +429,9 @@ class BaseModel:
     def _record_stopping(self, max_epochs: int, start: int) -> None:
         """Log and record where this run's early stopping ended and which epoch's weights were kept."""
         val = self.history_["val_loss"][start:]
-        stopped, best = len(val), int(np.nanargmin(val)) + 1
+        stopped, best = len(val), kept_epoch(val)  # the loop's rule, not the raw minimum
         self.history_["stopped_epoch"], self.history_["best_epoch"] = [stopped], [best]
-        if stopped < max_epochs:
+        if stopped < max_epochs and best:
             logger.info("Early stopping at epoch %d of %d; restored the weights of epoch %d (validation loss %.4g).",
                         stopped, max_epochs, best, val[best - 1])
 

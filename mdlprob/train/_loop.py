@@ -133,7 +133,7 @@ def fit(module: nn.Module, data: MultimodalTensors | BackedTensors, train_idx: n
             if len(val_idx):
                 val = history["val_loss"][-1]
                 best = loop["best"]
-                if val < best - 1e-4 * abs(best if math.isfinite(best) else 0.0):
+                if improves(val, best):
                     loop.update(best=val, stale=0, best_epoch=epoch + 1)
                     if cfg.early_stopping:
                         loop["best_state"] = last_good
@@ -151,6 +151,24 @@ def fit(module: nn.Module, data: MultimodalTensors | BackedTensors, train_idx: n
             if done:
                 break
     return loop["best_state"]
+
+
+#: Relative decrease of the validation loss that counts as an improvement for early stopping.
+IMPROVEMENT_TOLERANCE = 1e-4
+
+
+def improves(val: float, best: float) -> bool:
+    """Whether validation loss ``val`` improves on ``best`` by more than :data:`IMPROVEMENT_TOLERANCE` (relative)."""
+    return val < best - IMPROVEMENT_TOLERANCE * abs(best if math.isfinite(best) else 0.0)
+
+
+def kept_epoch(val_losses: list[float]) -> int:
+    """The 1-based epoch whose weights early stopping keeps: its last improvement (0 if none)."""
+    best, kept = math.inf, 0
+    for epoch, val in enumerate(val_losses, start=1):
+        if improves(val, best):
+            best, kept = val, epoch
+    return kept
 
 
 def _postfix(history: dict[str, list[float]], loop: dict[str, Any], validation: bool) -> dict[str, str]:
