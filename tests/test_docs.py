@@ -24,7 +24,7 @@ def _nav_pages(items) -> set[str]:
 
 def test_every_page_is_in_the_nav():
     config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)  # no !!python tags to resolve
-    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    pages = {p.relative_to(ROOT / "docs").as_posix() for ext in ("md", "ipynb") for p in (ROOT / "docs").rglob(f"*.{ext}")}
     assert pages == _nav_pages(config["nav"]), "docs pages and the mkdocs nav differ"
 
 
@@ -43,7 +43,7 @@ def test_rst_math_and_roles_become_markdown():
 
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
-    for package in ("mkdocs", "material", "mkdocstrings_handlers.python", "pymdownx"):
+    for package in ("mkdocs", "material", "mkdocstrings_handlers.python", "pymdownx", "mkdocs_jupyter"):
         if importlib.util.find_spec(package.split(".")[0]) is None:
             pytest.skip(f"{package} is not installed; the docs extra has it: pip install -e '.[docs]'")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
@@ -52,3 +52,5 @@ def test_mkdocs_build_strict(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     page = (tmp_path / "site" / "reference" / "heads" / "index.html").read_text()
     assert 'id="mdlprob.heads.save_head"' in page and 'class="arithmatex"' in page
+    tutorial = (tmp_path / "site" / "tutorials" / "01_quickstart" / "index.html").read_text()
+    assert "data:image/png" in tutorial, "the executed tutorial notebook renders with its figure"
