@@ -33,7 +33,7 @@ docs: venv
 	$(BIN)/python -m pip install -e ".[docs]" >/dev/null
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-# Execute the tutorials (fast mode) into docs/tutorials/*.ipynb for the site; needs MDLPROB_DATA
+# Execute the tutorials (full mode; the MRI one fast) into docs/tutorials/*.ipynb for the site; needs MDLPROB_DATA
 # for the real-data ones (skipped with a message otherwise). Run locally; `make docs` never executes them.
 notebooks: venv
 	$(BIN)/python -m pip install -e ".[docs]" >/dev/null

@@ -180,6 +180,7 @@ def test_executed_notebook_is_current(path):
     assert executed.is_file(), f"no {executed}: run `make notebooks` and commit it"
     assert executed.stat().st_size < 400_000, f"{executed} is {executed.stat().st_size} bytes; lower the figure dpi"
     notebook = nbformat.read(executed, as_version=4)
+    assert notebook.metadata.get("mdlprob", {}).get("mode") in {"fast", "full"}, f"{executed.name} does not record its mode"
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     assert code == [c.source for c in jupytext.read(path).cells if c.cell_type == "code"], (
         f"{executed.name} is stale: {path.name} changed since it was executed; run `make notebooks`")
