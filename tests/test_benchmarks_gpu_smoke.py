@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests._bench import BENCHMARKS, benchmark_module
 
@@ -20,11 +21,16 @@ from tests._bench import BENCHMARKS, benchmark_module
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_conv_throughput_quick_run_computes_the_same_objective(tmp_path):
     with benchmark_module("conv_throughput") as module:
-        report = module.main(["--quick", "--out", str(tmp_path)])
+        report = module.main(["--quick", "--layout-ab", "--out", str(tmp_path)])
     assert report["same_objective"]["relative_difference"] < 1e-5  # the reference is the same model
     r = report["result"]
     assert r["reference_obs_per_s"] > 0 and r["mdlprob_obs_per_s"] > 0
     assert r["ratio"] == pytest.approx(r["mdlprob_obs_per_s"] / r["reference_obs_per_s"])
+    ab = report["layout_ab"]
+    assert ab["speedup"] == pytest.approx(ab["median"]["channels_last"] / ab["median"]["contiguous"])
+    from mdlprob.nn import _conv
+
+    assert _conv._fast_layout(torch.rand(1, 2, 4, 4)).is_contiguous(memory_format=torch.channels_last)  # restored
     assert json.loads((tmp_path / "conv_throughput.json").read_text())["goal"]["ratio"] == 0.75
     assert "PASS" in (md := (tmp_path / "conv_throughput.md").read_text()) or "FAIL" in md
 

@@ -3,6 +3,8 @@
 #
 #     bash benchmarks/gpu/run.sh            # from the repository root; results in $OUT and benchmarks/results/
 #
+# (with the device tool: one `run` of `bash benchmarks/gpu/run.sh`, timeout_s=600; the parts stop by BUDGET_S=540).
+#
 # 1. environment: a venv (/tmp/mdlprob-gpu-venv) that also sees the machine's own Python packages (a .pth
 #    file, appended after the venv's own), the CUDA torch build ($TORCH_SPEC from the PyTorch index, cu126
 #    then cu128; if that fails, the machine's own CUDA torch is used and the log says so), `pip install -e
@@ -63,21 +65,28 @@ echo "GPU run of mdlprob, $(date -u +%FT%TZ), budget ${BUDGET_S}s, work dir $WOR
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 # ---------------------------------------------------------------- 1. environment
-"$SYS_PY" -m venv "$VENV"
 PY=$VENV/bin/python
+PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off)
+if ! "$SYS_PY" -m venv "$VENV"; then  # no ensurepip on the machine: a venv without pip, filled by the outer pip
+    if "$SYS_PY" -m venv --without-pip "$VENV"; then
+        PIP=("$SYS_PY" -m pip --python "$PY" install --disable-pip-version-check --progress-bar off)
+    else
+        echo "WARNING: no venv could be made; installing into $SYS_PY itself"; PY=$SYS_PY
+        PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off)
+    fi
+fi
 # The machine's own packages (its CUDA torch among them) stay importable, after the venv's own.
 "$SYS_PY" -c 'import site, sys; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' \
     > "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_machine_site.pth"
-PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off)
 if [[ ${SKIP_TORCH_INSTALL:-0} != 1 && ${SKIP_INSTALL:-0} != 1 ]]; then
     for index in $TORCH_INDEXES; do
         step "install $TORCH_SPEC from $index" 200 "${PIP[@]}" "$TORCH_SPEC" --index-url "$index" && break
     done
 fi
 cuda_ok() { [[ $DEVICE == cpu ]] || "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; }
-if ! cuda_ok && "$PY" -m pip show -q torch 2>/dev/null && [[ -d $("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch ]]; then
+if ! cuda_ok && [[ $PY != "$SYS_PY" && -d $("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch ]]; then
     echo "WARNING: the installed torch sees no GPU; removing it to fall back to the machine's own"
-    "$PY" -m pip uninstall -y -q torch
+    rm -rf "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/torch*
 fi
 if ! cuda_ok; then
     echo "FATAL: no CUDA torch in the venv (neither installed nor the machine's own)"; exit 1
