@@ -7,8 +7,8 @@
 #
 # 1. environment: a venv (/tmp/mdlprob-gpu-venv) that also sees the machine's own Python packages (a .pth
 #    file, appended after the venv's own), the CUDA torch build ($TORCH_SPEC from the PyTorch index, cu126
-#    then cu128; if that fails, the machine's own CUDA torch is used and the log says so), `pip install -e
-#    .[bench]` and scvi-tools;
+#    then cu128) when no CUDA torch is importable yet or TORCH_INSTALL=always (if the install fails, the
+#    machine's own CUDA torch is used and the log says so), `pip install -e .[bench]` and scvi-tools;
 # 2. benchmarks, each under `timeout` so the whole run ends within $BUDGET_S seconds (default 540) and a
 #    part that runs out leaves the others' results:
 #    a. benchmarks/throughput.py on cuda, 100k observations, batch 256 and 1024, every model, the reference
@@ -20,7 +20,7 @@
 #    next to run.log (this script's output) and environment.txt.
 #
 # Knobs (environment): BUDGET_S, TORCH_SPEC (default torch==2.13.0), TORCH_INDEXES (space-separated
-# index URLs), SKIP_TORCH_INSTALL=1 (use the machine's CUDA torch), SKIP_INSTALL=1 (no pip at all),
+# index URLs), TORCH_INSTALL (if-missing | always | never), SKIP_INSTALL=1 (no pip at all),
 # N_OBS (default 100000), EPOCHS, REPEATS, SIZE_ARGS (extra size flags), SYS_PY (the Python to start from),
 # DEVICE (default cuda; `DEVICE=cpu` rehearses the whole run on a CPU machine, without peak GPU memory):
 #
@@ -78,12 +78,16 @@ fi
 # The machine's own packages (its CUDA torch among them) stay importable, after the venv's own.
 "$SYS_PY" -c 'import site, sys; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' \
     > "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_machine_site.pth"
-if [[ ${SKIP_TORCH_INSTALL:-0} != 1 && ${SKIP_INSTALL:-0} != 1 ]]; then
+cuda_ok() { [[ $DEVICE == cpu ]] || "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; }
+# The CUDA build is installed when no CUDA torch is importable yet, or always with TORCH_INSTALL=always
+# (the machine's own CUDA torch, when there is one, saves a few GB of download and minutes of the budget).
+TORCH_INSTALL=${TORCH_INSTALL:-if-missing}
+if [[ ${SKIP_TORCH_INSTALL:-0} == 1 || ${SKIP_INSTALL:-0} == 1 ]]; then TORCH_INSTALL=never; fi
+if [[ $TORCH_INSTALL == always ]] || { [[ $TORCH_INSTALL == if-missing ]] && ! cuda_ok; }; then
     for index in $TORCH_INDEXES; do
         step "install $TORCH_SPEC from $index" 200 "${PIP[@]}" "$TORCH_SPEC" --index-url "$index" && break
     done
 fi
-cuda_ok() { [[ $DEVICE == cpu ]] || "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; }
 if ! cuda_ok && [[ $PY != "$SYS_PY" && -d $("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch ]]; then
     echo "WARNING: the installed torch sees no GPU; removing it to fall back to the machine's own"
     rm -rf "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/torch*
@@ -92,8 +96,11 @@ if ! cuda_ok; then
     echo "FATAL: no CUDA torch in the venv (neither installed nor the machine's own)"; exit 1
 fi
 if [[ ${SKIP_INSTALL:-0} != 1 ]]; then
-    step "install mdlprob[bench] and scvi-tools" 150 "${PIP[@]}" -e ".[bench]" "scvi-tools>=1.1" \
-        || echo "WARNING: the install failed or timed out; the benchmarks run with what is importable"
+    if ! step "install mdlprob[bench] and scvi-tools" 150 "${PIP[@]}" -e ".[bench]" "scvi-tools>=1.1"; then
+        # pip installs nothing when one requirement fails: mdlprob alone first (the benchmarks need it), then the peer.
+        step "install mdlprob alone" 90 "${PIP[@]}" -e . || echo "WARNING: mdlprob's requirements did not install"
+        step "install scvi-tools alone" 60 "${PIP[@]}" "scvi-tools>=1.1" || echo "WARNING: no scvi-tools: that part skips"
+    fi
 fi
 {
     echo "python: $("$PY" -c 'import sys; print(sys.version.split()[0])')"
@@ -112,12 +119,13 @@ export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} MPLBACKEND=Agg
 COMMON=(--device "$DEVICE" --n-obs "$N_OBS" --epochs "$EPOCHS" --repeats "$REPEATS" $SIZE_ARGS)
 # One throughput run for both batch sizes (the 100k-observation data are built once); it writes its
 # results after every cell, so a time-out keeps the cells measured.
-step "throughput, batch 256 and 1024" 330 "$PY" benchmarks/throughput.py "${COMMON[@]}" --batch-sizes 256,1024 \
+step "throughput, batch 256 and 1024" 290 "$PY" benchmarks/throughput.py "${COMMON[@]}" --batch-sizes 256,1024 \
     --compile --note "GPU run (benchmarks/gpu/run.sh)" --out "$WORK/throughput"
+step "TOTALVI and mdlprob" 130 "$PY" benchmarks/peers_throughput.py "${COMMON[@]}" --batch-sizes 256,1024 \
+    --models PoEVAE --out "$WORK/peers"
+
 step "inference, 100k observations" 60 "$PY" benchmarks/inference_memory.py --device "$DEVICE" --n-obs "$N_OBS" \
     --n-samples 100 --out "$WORK/inference"
-step "TOTALVI and mdlprob" 150 "$PY" benchmarks/peers_throughput.py "${COMMON[@]}" --batch-sizes 256,1024 \
-    --models PoEVAE --out "$WORK/peers"
 
 # ---------------------------------------------------------------- 3. results
 # A CPU rehearsal (DEVICE=cpu) writes only to $OUT, never over the GPU results in benchmarks/results/.
