@@ -33,6 +33,7 @@ from ..train import FitConfig, check_parallel, fit, fit_spawned, fit_torchrun, l
 from ..train._checkpoint import Checkpointer
 from ._base_module import MultimodalVAEModule
 from ._calibration import calibratable, fit_scales, interpolated_quantile, widen
+from ._distill import distill_model
 from ._noise import build_noise_cache, newton_fit
 from ._query import check_query_training, freeze_except, query_model, unfreeze
 from ._validate import check_float, check_int, check_subset, renamed, resolve_device
@@ -113,6 +114,8 @@ class BaseModel:
         self.n_observed_: dict[str, int] = {m: int(n) for m, n in zip(registry["modalities"], tensors.presence.sum(0).tolist(), strict=True)}
         #: With a batch: modality to the training batches in which some observation had it.
         self.batch_support_: dict[str, list[str]] = batch_support(tensors, registry)
+        #: For a student made by :meth:`distill`: its modalities and how closely it matches the teacher.
+        self.distillation_: dict[str, Any] | None = None
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -1054,11 +1057,62 @@ class BaseModel:
             "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
             "n_observed": getattr(self, "n_observed_", {}),
             "batch_support": getattr(self, "batch_support_", {}),
+            "distillation": getattr(self, "distillation_", None),
         }
         buffer = io.BytesIO()  # serialised in memory: a full disk then fails as a plain, reported write
         torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, buffer)
         (folder / _WEIGHTS).write_bytes(buffer.getvalue())
         (folder / _CONFIG).write_text(json.dumps(config, indent=1))
+
+    def distill(self, modalities: Sequence[str], *, mdata: md.MuData | None = None, max_epochs: int = 200,
+                batch_size: int = 256, lr: float = 1e-3, train_size: float = 0.9, patience: int = 20,
+                progress_bar: bool = True) -> BaseModel:
+        r"""A student of this model for cohorts that will only ever have ``modalities``.
+
+        The student is a copy of this (teacher) model whose encoders of ``modalities`` (a
+        subset :math:`S`) are trained to match the teacher's posterior given every modality
+        each training observation has:
+
+        .. math::
+            \min_{\phi_S} \frac{1}{|I|}\sum_{i \in I} \mathrm{KL}\big(q_{\text{teacher}}(z_i \mid x_{i, M_i})
+            \,\big\|\, q_{\phi_S}(z_i \mid x_{i, S \cap M_i})\big),
+
+        over the observations :math:`I` with at least one modality of :math:`S` (mixture
+        posteriors are summarised by their moment-matched Gaussians; the KL covers the
+        teacher's mass, so the student stays wide where :math:`x_S` cannot tell). Decoders,
+        likelihoods, the other encoders and the interval calibration are the teacher's: the
+        student's ``get_latent``, ``impute`` and ``predict_outcome`` given :math:`S` use the
+        same generative model. Use the student only on data with (a part of) :math:`S`: its
+        encoders of :math:`S` no longer form the teacher's product with the other encoders.
+
+        Parameters
+        ----------
+        modalities
+            The subset :math:`S`, a proper subset of the registered modalities.
+        mdata
+            Observations to distill on (default: the teacher's training data), registered
+            like the training data; they should have the other modalities too, since the
+            teacher's posterior given them is the target.
+        max_epochs, batch_size, lr
+            Adam on the KL above (only the encoders of ``modalities`` are updated).
+        train_size
+            Fraction of the observations the encoders are fitted on; the rest score the
+            student and stop the fit (``1``: fit and score on all, ``max_epochs`` epochs).
+        patience
+            Stop when the held-out KL has not improved for this many epochs; the epoch with
+            the lowest held-out KL is kept (the part of the full posterior that :math:`x_S`
+            cannot predict is noise to the student, which it soon starts to fit).
+
+        Returns
+        -------
+        The student, a trained model of this class (saved and loaded like any model), with
+        ``distillation_``: the modalities, the KL history, and on the held-out observations the
+        mean KL from the teacher's full posterior to the student's (``kl_student``) and to the
+        teacher's own posterior given :math:`S` (``kl_teacher_subset``); the student should
+        come closer. The teacher is unchanged.
+        """
+        return distill_model(self, modalities, mdata=mdata, max_epochs=max_epochs, batch_size=batch_size, lr=lr,
+                             train_size=train_size, patience=patience, progress_bar=progress_bar)
 
     @classmethod
     def load_query_data(cls, mdata: md.MuData, reference: BaseModel | str | Path, *,
@@ -1135,6 +1189,7 @@ class BaseModel:
         self.interval_scale_ = dict(config.get("interval_scale", {}))
         self.n_observed_ = dict(config.get("n_observed", {}))  # empty for models saved before it was recorded
         self.batch_support_ = dict(config.get("batch_support", {}))
+        self.distillation_ = config.get("distillation")
         try:
             self.module = cls._module_cls(self._spec, **self._module_kwargs)
         except (TypeError, ValueError, KeyError) as err:
