@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .._io import atomic_dir
 from .._utils import progress, track
-from ..data import get_registry, tensors_from_mudata
+from ..data import get_registry, tensors_from_mudata, write_imputation
 from ..data._backed import BackedTensors
 from ..data._covariates import batch_column, batch_support, observation_batches
 from ..data._feature_graph import feature_graph_indices
@@ -639,7 +639,7 @@ class BaseModel:
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                n_proposals: int | None = None, batch_size: int | None = None,
                allow_unobserved: bool = False, transform_batch: Any = None,
-               importance: int | None = None) -> ad.AnnData:
+               importance: int | None = None, inplace: bool = False, fill: bool = False) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -686,6 +686,16 @@ class BaseModel:
             (batch-corrected values on a common scale). Default: each observation's own batch.
         importance
             Deprecated name of ``n_proposals`` (a :class:`FutureWarning`).
+        inplace
+            Also write the result where scverse tools look (:func:`mdlprob.data.write_imputation`):
+            ``mdata[modality].layers["mdlprob_mean"]``, ``["mdlprob_std"]`` and one
+            ``["mdlprob_q05"]``-style layer per quantile, for the observations that have the
+            modality (the modality's AnnData holds only those).
+        fill
+            With ``inplace``: also fill only the missing entries, keeping every measured value:
+            ``mdata[modality].layers["mdlprob_filled"]`` (NaN entries replaced by the mean) and
+            the complete matrix, absent observations included, in
+            ``mdata.obsm["<modality>_filled"]`` (:func:`mdlprob.data.fill_missing`).
 
         Returns
         -------
@@ -699,6 +709,13 @@ class BaseModel:
         self._require_trained()
         self._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=2)
+        for name, flag in (("inplace", inplace), ("fill", fill)):
+            if not isinstance(flag, bool):
+                msg = f"Expected {name} to be True or False, got {flag!r}."
+                raise TypeError(msg)
+        if fill and not inplace:
+            msg = "fill=True fills the missing entries in mdata; pass inplace=True with it (or call mdlprob.data.fill_missing)."
+            raise ValueError(msg)
         qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
         use = self._use_mask(given)
         tensors = self.tensors(mdata)
@@ -721,6 +738,8 @@ class BaseModel:
         if (~tensors.presence[:, use.cpu()].any(1)).any():
             warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
                           DataWarning, stacklevel=2)
+        if inplace:
+            write_imputation(mdata, result, fill=fill)
         return result
 
     def _check_imputable(self, modality: str, allow_unobserved: bool) -> None:
