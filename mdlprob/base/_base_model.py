@@ -1119,8 +1119,11 @@ class BaseModel:
             student and stop the fit (``1``: fit and score on all, ``max_epochs`` epochs).
         patience
             Stop when the held-out KL has not improved for this many epochs; the epoch with
-            the lowest held-out KL is kept (the part of the full posterior that :math:`x_S`
-            cannot predict is noise to the student, which it soon starts to fit).
+            the lowest held-out KL is kept, or the teacher's own encoders (``best_epoch`` -1)
+            when no epoch beats them, so on the held-out observations the student is never
+            further from the full posterior than the teacher given :math:`S` (the part of the
+            full posterior that :math:`x_S` cannot predict is noise to the student, which it
+            soon starts to fit).
 
         Returns
         -------

@@ -83,7 +83,10 @@ def distill_model(teacher, modalities: Sequence[str], *, mdata=None, max_epochs:
         p.requires_grad_(True)
     optim = torch.optim.Adam(params, lr=lr)
     history: dict[str, list[float]] = {"train_kl": [], "val_kl": []}
-    best, best_state, best_epoch = float("inf"), None, 0
+    best, best_state, best_epoch = float("inf"), None, -1
+    if len(held):  # the teacher's own encoders are the candidate to beat (epoch -1)
+        best = float(_kl(student, tensors, held, use_s, mean_t, var_t, batch_size).mean())
+        best_state = {k: v.detach().clone() for k, v in student.module.state_dict().items()}
     for epoch in track(range(max_epochs), description="distilling", total=max_epochs, progress_bar=progress_bar):
         order = fit[torch.randperm(len(fit))]
         total = 0.0
