@@ -439,34 +439,13 @@ def _measure(name: str, mdata, xs, presence, args, device: torch.device, bs: int
     return out
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
-    load_start = _load_average()
-    device = resolve_device(args.device)
-    out = Path(args.out)
-    torch.manual_seed(args.seed)
-    mdata, xs, presence = make_data(args)
-    mdlprob.settings.progress_bar = False
-    init = []
-    for name in args.models:
-        check = init_loss_check(name, mdata, xs, presence, args, args.batch_sizes[0])
-        init.append(check)
-        print(f"{name} loss at init (batch {check['batch_size']}): mdlprob={check['mdlprob']:.6g}  "
-              f"reference={check['reference_fresh_init']:.6g}  "
-              f"reference[mdlprob weights]={check['reference_with_mdlprob_weights']}", flush=True)
-        if not check["order_of_magnitude_ok"]:
-            print("WARNING: initial losses differ by more than an order of magnitude", flush=True)
-    results = []
-    for bs in args.batch_sizes:
-        for name in args.models:
-            r = _measure(name, mdata, xs, presence, args, device, bs)
-            results.append(r)
-            print(f"batch {bs:>5}  {name:<9} reference {r['reference_obs_per_s']:>8,.0f} obs/s  "
-                  f"train() w/o refit {r['ratio_without_refit']:.2f}x  default train() {r['ratio_default']:.2f}x  "
-                  f"refit {100 * r['refit_share']:.1f}% of training ({r['refit_steps']} steps)", flush=True)
+def _report(args: argparse.Namespace, argv: list[str], device: torch.device, load_start: float | None,
+            init: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON report of the cells measured so far."""
     per_model = [{"model": r["model"], "batch_size": r["batch_size"], "ratio_default": r["ratio_default"],
                   "refit_share": r["refit_share"], "ratio_pass": r["ratio_default"] >= GOAL_RATIO,
                   "refit_pass": r["refit_share"] <= GOAL_REFIT_SHARE} for r in results]
-    report = {
+    return {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": shlex.join([Path(sys.executable).name, "benchmarks/throughput.py", *argv]),
@@ -488,8 +467,37 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "goal": {"ratio": GOAL_RATIO, "refit_share": GOAL_REFIT_SHARE, "device_type": device.type,
                  "per_model": per_model, "pass": all(g["ratio_pass"] and g["refit_pass"] for g in per_model)},
     }
-    write_atomic(out / "throughput.json", json.dumps(report, indent=1) + "\n")
-    write_atomic(out / "throughput.md", markdown(report))
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    load_start = _load_average()
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    torch.manual_seed(args.seed)
+    mdata, xs, presence = make_data(args)
+    mdlprob.settings.progress_bar = False
+    init = []
+    for name in args.models:
+        check = init_loss_check(name, mdata, xs, presence, args, args.batch_sizes[0])
+        init.append(check)
+        print(f"{name} loss at init (batch {check['batch_size']}): mdlprob={check['mdlprob']:.6g}  "
+              f"reference={check['reference_fresh_init']:.6g}  "
+              f"reference[mdlprob weights]={check['reference_with_mdlprob_weights']}", flush=True)
+        if not check["order_of_magnitude_ok"]:
+            print("WARNING: initial losses differ by more than an order of magnitude", flush=True)
+    results: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
+    for bs in args.batch_sizes:
+        for name in args.models:
+            r = _measure(name, mdata, xs, presence, args, device, bs)
+            results.append(r)
+            print(f"batch {bs:>5}  {name:<9} reference {r['reference_obs_per_s']:>8,.0f} obs/s  "
+                  f"train() w/o refit {r['ratio_without_refit']:.2f}x  default train() {r['ratio_default']:.2f}x  "
+                  f"refit {100 * r['refit_share']:.1f}% of training ({r['refit_steps']} steps)", flush=True)
+            # Written after every cell, so that a run stopped by a time limit keeps what it measured.
+            report = _report(args, argv, device, load_start, init, results)
+            write_atomic(out / "throughput.json", json.dumps(report, indent=1) + "\n")
+            write_atomic(out / "throughput.md", markdown(report))
     print()
     print(table(results))
     print(f"wrote {out / 'throughput.json'} and {out / 'throughput.md'}")

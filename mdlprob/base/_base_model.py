@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .._io import atomic_dir
 from .._utils import progress, track
-from ..data import get_registry, tensors_from_mudata
+from ..data import get_registry, tensors_from_mudata, write_imputation
 from ..data._backed import BackedTensors
 from ..data._covariates import batch_column, batch_support, observation_batches
 from ..data._feature_graph import feature_graph_indices
@@ -34,6 +34,7 @@ from ..train._checkpoint import Checkpointer
 from ..train._loop import kept_epoch
 from ._base_module import MultimodalVAEModule
 from ._calibration import calibratable, fit_scales, interpolated_quantile, widen
+from ._distill import distill_model
 from ._noise import build_noise_cache, newton_fit
 from ._query import check_query_training, freeze_except, query_model, unfreeze
 from ._validate import check_float, check_int, check_subset, renamed, resolve_device
@@ -114,6 +115,8 @@ class BaseModel:
         self.n_observed_: dict[str, int] = {m: int(n) for m, n in zip(registry["modalities"], tensors.presence.sum(0).tolist(), strict=True)}
         #: With a batch: modality to the training batches in which some observation had it.
         self.batch_support_: dict[str, list[str]] = batch_support(tensors, registry)
+        #: For a student made by :meth:`distill`: its modalities and how closely it matches the teacher.
+        self.distillation_: dict[str, Any] | None = None
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -637,7 +640,7 @@ class BaseModel:
                n_samples: int = 100, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                n_proposals: int | None = None, batch_size: int | None = None,
                allow_unobserved: bool = False, transform_batch: Any = None,
-               importance: int | None = None) -> ad.AnnData:
+               importance: int | None = None, inplace: bool = False, fill: bool = False) -> ad.AnnData:
         """Posterior predictive distribution of ``modality`` for every observation.
 
         For observation :math:`i`, samples :math:`z^{(s)} \\sim q(z \\mid x_{i,\\text{given}})`
@@ -684,6 +687,16 @@ class BaseModel:
             (batch-corrected values on a common scale). Default: each observation's own batch.
         importance
             Deprecated name of ``n_proposals`` (a :class:`FutureWarning`).
+        inplace
+            Also write the result where scverse tools look (:func:`mdlprob.data.write_imputation`):
+            ``mdata[modality].layers["mdlprob_mean"]``, ``["mdlprob_std"]`` and one
+            ``["mdlprob_q05"]``-style layer per quantile, for the observations that have the
+            modality (the modality's AnnData holds only those).
+        fill
+            With ``inplace``: also fill only the missing entries, keeping every measured value:
+            ``mdata[modality].layers["mdlprob_filled"]`` (NaN entries replaced by the mean) and
+            the complete matrix, absent observations included, in
+            ``mdata.obsm["<modality>_filled"]`` (:func:`mdlprob.data.fill_missing`).
 
         Returns
         -------
@@ -697,6 +710,13 @@ class BaseModel:
         self._require_trained()
         self._check_imputable(modality, allow_unobserved)
         check_int("n_samples", n_samples, minimum=2)
+        for name, flag in (("inplace", inplace), ("fill", fill)):
+            if not isinstance(flag, bool):
+                msg = f"Expected {name} to be True or False, got {flag!r}."
+                raise TypeError(msg)
+        if fill and not inplace:
+            msg = "fill=True fills the missing entries in mdata; pass inplace=True with it (or call mdlprob.data.fill_missing)."
+            raise ValueError(msg)
         qs = [check_float("quantiles", float(q), low=0.0, high=1.0, low_open=True, high_open=True) for q in quantiles]
         use = self._use_mask(given)
         tensors = self.tensors(mdata)
@@ -719,6 +739,8 @@ class BaseModel:
         if (~tensors.presence[:, use.cpu()].any(1)).any():
             warnings.warn("Some observations have none of the `given` modalities; their imputation comes from the prior.",
                           DataWarning, stacklevel=2)
+        if inplace:
+            write_imputation(mdata, result, fill=fill)
         return result
 
     def _check_imputable(self, modality: str, allow_unobserved: bool) -> None:
@@ -1055,11 +1077,65 @@ class BaseModel:
             "tuning": getattr(self, "tuning_", None), "interval_scale": getattr(self, "interval_scale_", {}),
             "n_observed": getattr(self, "n_observed_", {}),
             "batch_support": getattr(self, "batch_support_", {}),
+            "distillation": getattr(self, "distillation_", None),
         }
         buffer = io.BytesIO()  # serialised in memory: a full disk then fails as a plain, reported write
         torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, buffer)
         (folder / _WEIGHTS).write_bytes(buffer.getvalue())
         (folder / _CONFIG).write_text(json.dumps(config, indent=1))
+
+    def distill(self, modalities: Sequence[str], *, mdata: md.MuData | None = None, max_epochs: int = 200,
+                batch_size: int = 256, lr: float = 1e-3, train_size: float = 0.9, patience: int = 20,
+                progress_bar: bool = True) -> BaseModel:
+        r"""A student of this model for cohorts that will only ever have ``modalities``.
+
+        The student is a copy of this (teacher) model whose encoders of ``modalities`` (a
+        subset :math:`S`) are trained to match the teacher's posterior given every modality
+        each training observation has:
+
+        .. math::
+            \min_{\phi_S} \frac{1}{|I|}\sum_{i \in I} \mathrm{KL}\big(q_{\text{teacher}}(z_i \mid x_{i, M_i})
+            \,\big\|\, q_{\phi_S}(z_i \mid x_{i, S \cap M_i})\big),
+
+        over the observations :math:`I` with at least one modality of :math:`S` (mixture
+        posteriors are summarised by their moment-matched Gaussians; the KL covers the
+        teacher's mass, so the student stays wide where :math:`x_S` cannot tell). Decoders,
+        likelihoods, the other encoders and the interval calibration are the teacher's: the
+        student's ``get_latent``, ``impute`` and ``predict_outcome`` given :math:`S` use the
+        same generative model. Use the student only on data with (a part of) :math:`S`: its
+        encoders of :math:`S` no longer form the teacher's product with the other encoders.
+
+        Parameters
+        ----------
+        modalities
+            The subset :math:`S`, a proper subset of the registered modalities.
+        mdata
+            Observations to distill on (default: the teacher's training data), registered
+            like the training data; they should have the other modalities too, since the
+            teacher's posterior given them is the target.
+        max_epochs, batch_size, lr
+            Adam on the KL above (only the encoders of ``modalities`` are updated).
+        train_size
+            Fraction of the observations the encoders are fitted on; the rest score the
+            student and stop the fit (``1``: fit and score on all, ``max_epochs`` epochs).
+        patience
+            Stop when the held-out KL has not improved for this many epochs; the epoch with
+            the lowest held-out KL is kept, or the teacher's own encoders (``best_epoch`` -1)
+            when no epoch beats them, so on the held-out observations the student is never
+            further from the full posterior than the teacher given :math:`S` (the part of the
+            full posterior that :math:`x_S` cannot predict is noise to the student, which it
+            soon starts to fit).
+
+        Returns
+        -------
+        The student, a trained model of this class (saved and loaded like any model), with
+        ``distillation_``: the modalities, the KL history, and on the held-out observations the
+        mean KL from the teacher's full posterior to the student's (``kl_student``) and to the
+        teacher's own posterior given :math:`S` (``kl_teacher_subset``); the student should
+        come closer. The teacher is unchanged.
+        """
+        return distill_model(self, modalities, mdata=mdata, max_epochs=max_epochs, batch_size=batch_size, lr=lr,
+                             train_size=train_size, patience=patience, progress_bar=progress_bar)
 
     @classmethod
     def load_query_data(cls, mdata: md.MuData, reference: BaseModel | str | Path, *,
@@ -1136,6 +1212,7 @@ class BaseModel:
         self.interval_scale_ = dict(config.get("interval_scale", {}))
         self.n_observed_ = dict(config.get("n_observed", {}))  # empty for models saved before it was recorded
         self.batch_support_ = dict(config.get("batch_support", {}))
+        self.distillation_ = config.get("distillation")
         try:
             self.module = cls._module_cls(self._spec, **self._module_kwargs)
         except (TypeError, ValueError, KeyError) as err:

@@ -81,6 +81,7 @@ def query_model(cls, mdata, reference, *, train_first_layers: bool = False, acce
     self._query_masks = masks
     support = batch_support(self._tensors, registry)
     self.batch_support_ = {m: sorted({*reference.batch_support_.get(m, []), *support.get(m, [])}) for m in support}
+    self.distillation_ = copy.deepcopy(getattr(reference, "distillation_", None))
     return self
 
 

@@ -169,3 +169,60 @@ def fill_missing(mdata: md.MuData, imputed, *, key: str | None = None) -> np.nda
     mdata.obsm[f"{key}_imputed"] = missing
     mdata.obsm[f"{key}_std"] = np.where(missing, sd, 0.0)
     return filled
+
+
+#: Prefix of the layers :func:`write_imputation` (``model.impute(..., inplace=True)``) writes.
+IMPUTE_LAYER_PREFIX = "mdlprob_"
+
+
+def write_imputation(mdata: md.MuData, imputed, *, fill: bool = False) -> list[str]:
+    """Write ``model.impute(mdata, modality)``'s layers into ``mdata[modality]``, where scverse tools look.
+
+    Each layer of ``imputed`` (``mean``, ``std``, one per quantile such as ``q05``, ``q95``)
+    becomes ``mdata[modality].layers["mdlprob_<name>"]`` for the observations the modality's
+    AnnData holds (those that have the modality, matched by name). Observations that lack
+    the modality are not in that AnnData; ``fill`` gives them a place.
+
+    Parameters
+    ----------
+    imputed
+        The AnnData of ``model.impute(mdata, modality)`` (same observations, in order).
+    fill
+        Also fill only the missing entries: ``layers["mdlprob_filled"]`` holds the measured
+        values with NaN entries replaced by the imputed mean, and :func:`fill_missing` writes
+        the complete ``(n_obs, n_vars)`` matrix, absent observations included, into
+        ``mdata.obsm["<modality>_filled"]`` (with ``_imputed`` and ``_std``).
+
+    Returns
+    -------
+    The names of the layers written (``obsm`` keys not included).
+    """
+    info = imputed.uns.get("mdlprob_impute", {}) if hasattr(imputed, "uns") else {}
+    modality = info.get("modality")
+    if modality is None or "mean" not in getattr(imputed, "layers", {}):
+        msg = "Expected imputed to be the AnnData returned by model.impute(mdata, modality)."
+        raise ValueError(msg)
+    if list(imputed.obs_names) != list(mdata.obs_names):
+        msg = (f"imputed has other observations than mdata ({imputed.n_obs} vs {mdata.n_obs}, or another order); "
+               "impute the same MuData you write into.")
+        raise ValueError(msg)
+    filled = fill_missing(mdata, imputed) if fill else None
+    if modality not in mdata.mod:
+        return []
+    adata = mdata.mod[modality]
+    if adata.is_view:
+        msg = (f"mdata[{modality!r}] is a view; write into a copy (mdata = mdata.copy()) so the layers are kept.")
+        raise ValueError(msg)
+    rows = imputed.obs_names.get_indexer(adata.obs_names)
+    if (rows < 0).any():
+        msg = f"mdata[{modality!r}] holds observations that mdata.obs lacks; call mdata.update() first."
+        raise ValueError(msg)
+    written = []
+    for name, values in imputed.layers.items():
+        key = f"{IMPUTE_LAYER_PREFIX}{name}"
+        adata.layers[key] = np.asarray(values)[rows]
+        written.append(key)
+    if filled is not None:
+        adata.layers[f"{IMPUTE_LAYER_PREFIX}filled"] = filled[rows]
+        written.append(f"{IMPUTE_LAYER_PREFIX}filled")
+    return written

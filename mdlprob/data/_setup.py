@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -315,6 +316,31 @@ def presence_mask(mdata: md.MuData, registry: Mapping[str, Any]) -> np.ndarray:
             raise ValueError(msg)
         out &= given
     return out
+
+
+#: ``obs`` column :func:`presence_pattern` writes.
+PRESENCE_KEY = "mdlprob_presence"
+
+
+def presence_pattern(mdata: md.MuData, *, key: str = PRESENCE_KEY) -> pd.Series:
+    """Each observation's presence pattern as a categorical ``obs`` column, e.g. ``"rna+clinical"``.
+
+    The modalities an observation has, joined by ``+`` in registry order (every modality of
+    ``mdata.mod`` when ``mdata`` is not registered), ``"none"`` when it has none; written to
+    ``mdata.obs[key]`` (colour a latent embedding by it: ``mdlprob.pl.embedding``).
+    """
+    if "mdlprob" in mdata.uns:
+        registry = get_registry(mdata)
+        mask, mods = presence_mask(mdata, registry), list(registry["modalities"])
+    else:
+        mods = list(mdata.mod)
+        mask = np.stack([np.asarray(mdata.obsmap[m]) > 0 for m in mods], axis=1)
+    labels = ["+".join(m for m, has in zip(mods, row, strict=True) if has) or "none" for row in mask]
+    counts = Counter(labels)
+    order = sorted(counts, key=lambda lab: (-counts[lab], lab))  # most frequent first
+    pattern = pd.Series(pd.Categorical(labels, categories=order), index=mdata.obs_names, name=key)
+    mdata.obs[key] = pattern
+    return pattern
 
 
 def check_unique_names(adata, mod: str) -> None:

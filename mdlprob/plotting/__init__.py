@@ -10,6 +10,8 @@ Training
     :func:`history`: training and validation loss, the epoch early stopping kept.
 Survival
     :func:`survival`: predicted curves with bands by group, beside Kaplan–Meier.
+Latent space
+    :func:`embedding`: the latent (UMAP or two axes) coloured by batch, label or presence pattern (scanpy).
 Images
     :func:`scan_panel`: observed scans next to an imputed scan's mean, sd and error maps.
 Interpretation (:mod:`mdlprob.interpret`)
@@ -22,6 +24,7 @@ Colours
 
 from __future__ import annotations
 
+from ._embedding import embedding
 from ._imputation import calibration, imputation
 from ._interpret import acquisition_value, cost_curve, shapley
 from ._palette import METHOD_COLORS, method_color, method_colors
@@ -29,6 +32,6 @@ from ._scans import scan_panel
 from ._survival import survival
 from ._training import history
 
-__all__ = ["METHOD_COLORS", "acquisition_value", "calibration", "cost_curve", "history", "imputation", "method_color",
+__all__ = ["METHOD_COLORS", "acquisition_value", "calibration", "cost_curve", "embedding", "history", "imputation", "method_color",
            "method_colors", "scan_panel", "shapley",
            "survival"]

@@ -71,8 +71,10 @@ def test_central_intervals_cover_within_five_points(model_name):
 
 #: Measured 2026-12-02 (n=3000, coverage at 50/80/90/95%): the central 50% interval of the count
 #: models over-covers by about 3 points (PoEVAE 52.9/82.1/91.2/95.7, MoEVAE 53.3/82.6/91.6/95.9, MoPoEVAE 54.3/83.1/91.7/95.8);
-#: the outer levels are within 2 points. The predictive is too wide in its centre; the cause (the
-#: library-size draws of count imputation are the first suspect) is not diagnosed yet (issue 13).
+#: the outer levels are within 2 points. Not a matter of scale: without the library-size draw of
+#: count imputation (``module.library_sd`` set to 0 for PoEVAE) every level under-covers
+#: (47.2/76.4/87.0/92.5), so the depth draw is needed in the tails and widens the centre; the
+#: predictive's shape is off, which one conformal scale cannot mend (issue 13).
 OVER_COVERED_CENTRE = {"PoEVAE", "MoEVAE", "MoPoEVAE"}
 
 

@@ -49,3 +49,38 @@ def test_pixel_head_maps_channels_per_pixel():
 def test_image_shape_must_match_n_vars():
     with pytest.raises(ValueError, match="C \\* H \\* W == n_vars"):
         Gaussian(100, 4, image_shape=(1, 8, 8))
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (2, 28, 30)])
+def test_channels_last_layout_on_cpu_leaves_outputs_and_gradients_unchanged(shape, monkeypatch):
+    """The CPU fast path only changes the memory layout: values and gradients match the plain layout."""
+    from mdlprob.nn import _conv
+
+    torch.manual_seed(0)
+    enc, dec = ConvEncoder(shape, shape[0], 5), ConvDecoder(5, shape)
+    x = torch.rand(3, 2, shape[0] * shape[1] * shape[2])
+
+    def run():
+        enc.zero_grad()
+        dec.zero_grad()
+        mu, logvar = enc(x)
+        out = dec(mu + logvar.exp())
+        (out.square().mean() + mu.sum()).backward()
+        grads = [p.grad.clone() for p in [*enc.parameters(), *dec.parameters()]]
+        return mu.detach(), out.detach(), grads
+
+    mu_fast, out_fast, grads_fast = run()
+    assert out_fast.is_contiguous() and out_fast.shape == (3, 2, 8 * shape[1] * shape[2])
+    monkeypatch.setattr(_conv, "_fast_layout", lambda h: h)
+    mu_plain, out_plain, grads_plain = run()
+    assert torch.allclose(mu_fast, mu_plain, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(out_fast, out_plain, atol=1e-5, rtol=1e-5)
+    for g_fast, g_plain in zip(grads_fast, grads_plain, strict=True):
+        assert torch.allclose(g_fast, g_plain, atol=1e-5, rtol=1e-4)
+
+
+def test_fast_layout_is_channels_last_on_cpu():
+    from mdlprob.nn._conv import _fast_layout
+
+    h = _fast_layout(torch.rand(2, 3, 8, 8))
+    assert h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
