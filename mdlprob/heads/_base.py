@@ -22,6 +22,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._utils import track
+
 Sites = dict[str, tuple[int, ...]]
 LogLik = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -238,7 +240,8 @@ class _BayesianHead(BaseEstimator):
         with torch.random.fork_rng(devices=[]), store.scope():
             torch.manual_seed(seed)
             svi = SVI(model, guide, pyro.optim.Adam({"lr": float(self.lr)}), Trace_ELBO())
-            losses = [svi.step() for _ in range(int(self.max_epochs))]
+            steps = track(range(int(self.max_epochs)), description=f"Fitting {type(self).__name__}", leave=False)
+            losses = [svi.step() for _ in steps]
             loc = {n: store[f"{n}_loc"].detach().numpy().copy() for n in sites}
             scale = {n: store[f"{n}_scale"].detach().numpy().copy() for n in sites}
             if groups and learned:

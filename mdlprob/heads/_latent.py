@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -12,6 +13,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BayesianHead, _check_number
+
+logger = logging.getLogger(__name__)
 
 
 class LatentHead(BaseEstimator):
@@ -209,6 +212,7 @@ class LatentHead(BaseEstimator):
         The fitted estimator.
         """
         self._check_params()
+        logger.info("Drawing %d latent samples per observation for the head.", self.n_samples)
         X = self._features(mdata, fit=True)
         k = self.model.module.n_latent
         names, groups = [f"z{d + 1}" for d in range(k)], ["latent"] * k
@@ -221,9 +225,11 @@ class LatentHead(BaseEstimator):
         names, groups = np.asarray(names), np.asarray(groups)
         self.modality_latents_ = self.modality_latents is True
         if self.modality_latents == "auto":
+            logger.info("Choosing whether the head also gets each view's own latent (3-fold cross-validation).")
             self.modality_latents_ = self._select_modality_latents(X, y, groups)
         keep = np.ones(len(names), dtype=bool) if self.modality_latents_ else ~np.char.startswith(groups, "latent|")
         self.feature_names_, self.feature_groups_ = list(names[keep]), groups[keep]
+        logger.info("Fitting %s on %d inputs.", type(self.head).__name__, int(keep.sum()))
         self.head_ = clone(self.head).fit(X[..., keep], y, feature_groups=self.feature_groups_)
         return self
 
