@@ -6,7 +6,9 @@ that the ratios are meaningful even where absolute numbers drift between runs:
 
 * ``PoEVAE`` against ``benchmarks/_reference_poe.py`` (the MVAE objective);
 * ``MoEVAE`` and ``MoPoEVAE`` against ``benchmarks/_reference_mixture.py`` (stratified MMVAE
-  objective with the DReG/STL gradient at one draw; one uniformly drawn subset per observation).
+  objective with the DReG/STL gradient at one draw; one uniformly drawn subset per observation);
+* ``FactorModel`` against ``benchmarks/_reference_factor.py`` (the MVAE objective with linear
+  decoders, minus the ARD log prior of the loadings / n_obs).
 
 A reference trains with data resident on the device, batches gathered by index with
 ``torch.randperm`` and no per-step host sync (``--compile``: also with its loss under
@@ -50,6 +52,7 @@ import pyro
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _reference_factor import ReferenceFactorModel, copy_factor_from_mdlprob  # noqa: E402
 from _reference_mixture import ReferenceMoEVAE, ReferenceMoPoEVAE  # noqa: E402
 from _reference_poe import ReferencePoEVAE, copy_from_mdlprob  # noqa: E402
 
@@ -65,7 +68,11 @@ MODELS = {
     "PoEVAE": (ReferencePoEVAE, "MVAE: joint ELBO + one ELBO per modality, each reconstructing only its modality"),
     "MoEVAE": (ReferenceMoEVAE, "stratified MMVAE ELBO (one draw per present modality, DReG/STL gradient)"),
     "MoPoEVAE": (ReferenceMoPoEVAE, "MoPoE ELBO, one uniformly drawn subset of the present modalities per step"),
+    "FactorModel": (ReferenceFactorModel, "MVAE objective with linear NB decoders, minus the ARD log prior of the "
+                                          "loadings at the MAP precisions / n_obs"),
 }
+#: How a reference takes an mdlprob module's weights (default ``copy_from_mdlprob``).
+COPY_WEIGHTS = {"FactorModel": copy_factor_from_mdlprob}
 DEFAULTS = {"n_obs": 3000, "n_genes": 2000, "n_proteins": 30, "batch_sizes": "256", "epochs": 10,
             "n_hidden": 256, "n_latent": 20, "repeats": 3}
 QUICK = {"n_obs": 256, "n_genes": 64, "n_proteins": 8, "batch_sizes": "64", "epochs": 2,
@@ -265,7 +272,7 @@ def init_loss_check(name: str, mdata, xs, presence, args, batch_size: int) -> di
         torch.manual_seed(args.seed)
         fresh = float(ref(bx, bp))
         same = None
-        if copy_from_mdlprob(ref, module):
+        if COPY_WEIGHTS.get(name, copy_from_mdlprob)(ref, module):
             torch.manual_seed(args.seed)
             same = float(ref(bx, bp))
     out = {"model": name, "batch_size": len(idx), "mdlprob": ours, "reference_fresh_init": fresh,
