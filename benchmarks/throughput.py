@@ -6,7 +6,13 @@ that the ratios are meaningful even where absolute numbers drift between runs:
 
 * ``PoEVAE`` against ``benchmarks/_reference_poe.py`` (the MVAE objective);
 * ``MoEVAE`` and ``MoPoEVAE`` against ``benchmarks/_reference_mixture.py`` (stratified MMVAE
-  objective with the DReG/STL gradient at one draw; one uniformly drawn subset per observation).
+  objective with the DReG/STL gradient at one draw; one uniformly drawn subset per observation);
+* ``FactorModel`` against ``benchmarks/_reference_factor.py`` (the MVAE objective with linear
+  decoders, minus the ARD log prior of the loadings / n_obs);
+* ``GraphPoEVAE`` against ``benchmarks/_reference_graph.py`` (GCN experts over the default kNN
+  graph of the observations, built once before timing; the MVAE objective). Its default
+  ``train()`` is full-batch, so it is measured once, with one step per epoch, whatever
+  ``--batch-sizes`` says.
 
 A reference trains with data resident on the device, batches gathered by index with
 ``torch.randperm`` and no per-step host sync (``--compile``: also with its loss under
@@ -50,6 +56,8 @@ import pyro
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _reference_factor import ReferenceFactorModel, copy_factor_from_mdlprob  # noqa: E402
+from _reference_graph import ReferenceGraphPoEVAE, copy_graph_from_mdlprob  # noqa: E402
 from _reference_mixture import ReferenceMoEVAE, ReferenceMoPoEVAE  # noqa: E402
 from _reference_poe import ReferencePoEVAE, copy_from_mdlprob  # noqa: E402
 
@@ -65,7 +73,15 @@ MODELS = {
     "PoEVAE": (ReferencePoEVAE, "MVAE: joint ELBO + one ELBO per modality, each reconstructing only its modality"),
     "MoEVAE": (ReferenceMoEVAE, "stratified MMVAE ELBO (one draw per present modality, DReG/STL gradient)"),
     "MoPoEVAE": (ReferenceMoPoEVAE, "MoPoE ELBO, one uniformly drawn subset of the present modalities per step"),
+    "FactorModel": (ReferenceFactorModel, "MVAE objective with linear NB decoders, minus the ARD log prior of the "
+                                          "loadings at the MAP precisions / n_obs"),
+    "GraphPoEVAE": (ReferenceGraphPoEVAE, "MVAE with one-hop GCN experts over the default 15-NN graph of the "
+                                          "observations, full batch"),
 }
+#: How a reference takes an mdlprob module's weights (default ``copy_from_mdlprob``).
+COPY_WEIGHTS = {"FactorModel": copy_factor_from_mdlprob, "GraphPoEVAE": copy_graph_from_mdlprob}
+#: Models whose default train() is full-batch (every observation and edge in each step): measured once, at "full".
+FULL_BATCH = ("GraphPoEVAE",)
 DEFAULTS = {"n_obs": 3000, "n_genes": 2000, "n_proteins": 30, "batch_sizes": "256", "epochs": 10,
             "n_hidden": 256, "n_latent": 20, "repeats": 3}
 QUICK = {"n_obs": 256, "n_genes": 64, "n_proteins": 8, "batch_sizes": "64", "epochs": 2,
@@ -163,9 +179,23 @@ def make_data(args: argparse.Namespace):
 
 
 # ---------------------------------------------------------------------------------------- systems
-def reference_model(name: str, xs, presence, args) -> torch.nn.Module:
-    return MODELS[name][0](dict(zip(MODALITIES, xs, strict=True)), presence, n_hidden=args.n_hidden,
-                           n_latent=args.n_latent)
+def graph_edges(mdata) -> torch.Tensor:
+    """``edge_index`` (sources, targets) of mdlprob's default sample graph of ``mdata``, built when absent."""
+    key = mdlprob.data._graph.GRAPH_KEY
+    if key not in mdata.obsp:
+        mdlprob.data.build_sample_graph(mdata, key=key)
+    adj = mdata.obsp[key].tocsr().copy()
+    adj.setdiag(0)
+    adj.eliminate_zeros()
+    rows, cols = adj.nonzero()  # A[i, j] != 0: j is a neighbour of i, edge j -> i
+    return torch.from_numpy(np.stack([cols, rows]).astype(np.int64))
+
+
+def reference_model(name: str, mdata, xs, presence, args) -> torch.nn.Module:
+    data = dict(zip(MODALITIES, xs, strict=True))
+    if name in FULL_BATCH:
+        return MODELS[name][0](data, presence, graph_edges(mdata), n_hidden=args.n_hidden, n_latent=args.n_latent)
+    return MODELS[name][0](data, presence, n_hidden=args.n_hidden, n_latent=args.n_latent)
 
 
 def mdlprob_model(name: str, mdata, args) -> mdlprob.models.PoEVAE:
@@ -175,13 +205,16 @@ def mdlprob_model(name: str, mdata, args) -> mdlprob.models.PoEVAE:
 class Reference:
     """A hand-written loop; ``run(k)`` trains ``k`` epochs, syncing once per epoch (like mdlprob)."""
 
-    def __init__(self, name: str, xs, presence, args, device: torch.device, batch_size: int, *,
+    full_batch = False  # True: every step takes all the data (the graph reference), set by __init__
+
+    def __init__(self, name: str, mdata, xs, presence, args, device: torch.device, batch_size: int | None, *,
                  compiled: bool) -> None:
-        self.model = reference_model(name, xs, presence, args).to(device)
+        self.model = reference_model(name, mdata, xs, presence, args).to(device)
         self.xs = [x.to(device) for x in xs]
         self.presence = presence.to(device)
         self.n = presence.shape[0]
-        self.n_steps = max(1, round(self.n / batch_size))
+        self.full_batch = batch_size is None  # the graph: every node and edge in one step
+        self.n_steps = 1 if self.full_batch else max(1, round(self.n / batch_size))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=device.type == "cuda")
         self.loss_fn = torch.compile(self.model) if compiled else self.model
         self.device = device
@@ -192,7 +225,10 @@ class Reference:
         for _ in range(epochs):
             total = torch.zeros((), device=self.device)
             for idx in torch.tensor_split(torch.randperm(self.n, device=self.device), self.n_steps):
-                loss = self.loss_fn([x.index_select(0, idx) for x in self.xs], self.presence.index_select(0, idx))
+                if self.full_batch:
+                    loss = self.loss_fn(self.xs, self.presence)
+                else:
+                    loss = self.loss_fn([x.index_select(0, idx) for x in self.xs], self.presence.index_select(0, idx))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
@@ -207,7 +243,7 @@ class Reference:
 class Mdlprob:
     """``Model.train(max_epochs=k, early_stopping=True)``, the default path; ``run`` returns the refit's seconds."""
 
-    def __init__(self, name: str, mdata, args, device: torch.device, batch_size: int) -> None:
+    def __init__(self, name: str, mdata, args, device: torch.device, batch_size: int | None) -> None:
         self.model = mdlprob_model(name, mdata, args)
         self.batch_size, self.accelerator, self.device = batch_size, device.type, device
         self.refit_seconds = 0.0
@@ -257,17 +293,22 @@ def init_loss_check(name: str, mdata, xs, presence, args, batch_size: int) -> di
     model = mdlprob_model(name, mdata, args)
     module = model.module.cpu().eval()
     batch = model.tensors(mdata).batch(idx)
-    ref = reference_model(name, xs, presence, args)
-    bx, bp = [x[idx] for x in xs], presence[idx]
+    ref = reference_model(name, mdata, xs, presence, args)
+    if name in FULL_BATCH:  # experts over the whole graph, loss over the batch's observations
+        def call():
+            return float(ref(xs, presence, idx))
+    else:
+        def call():
+            return float(ref([x[idx] for x in xs], presence[idx]))
     with torch.no_grad():
         torch.manual_seed(args.seed)
         ours = float(module.loss(batch))
         torch.manual_seed(args.seed)
-        fresh = float(ref(bx, bp))
+        fresh = call()
         same = None
-        if copy_from_mdlprob(ref, module):
+        if COPY_WEIGHTS.get(name, copy_from_mdlprob)(ref, module):
             torch.manual_seed(args.seed)
-            same = float(ref(bx, bp))
+            same = call()
     out = {"model": name, "batch_size": len(idx), "mdlprob": ours, "reference_fresh_init": fresh,
            "order_of_magnitude_ok": bool(np.isfinite(ours) and np.isfinite(fresh)
                                          and abs(np.log10(abs(ours) / abs(fresh))) < 1.0),
@@ -331,7 +372,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"`Model(mdata).train(max_epochs={cfg['epochs']}, early_stopping=True)`, the default path with the epochs "
         "fixed (10% validation split and its loss each epoch, best weights kept, the mixture models' noise refit "
         "after the epochs); the refit is timed inside the same call, giving `train()` without it and with it. "
-        "Refit share = refit seconds / seconds of the rest of `train()`.",
+        "Refit share = refit seconds / seconds of the rest of `train()`. Batch `full`: the model's default "
+        "`train()` is full-batch (GraphPoEVAE: every observation and edge in each step, one step per epoch), and "
+        "so is its reference; its few steps per run make its ratio the noisiest.",
         "",
         table(report["results"]),
         "",
@@ -401,12 +444,13 @@ def _load_average() -> float | None:
 def _measure(name: str, mdata, xs, presence, args, device: torch.device, bs: int) -> dict[str, Any]:
     """One model at one batch size: its reference(s) and mdlprob, interleaved; medians and ratios."""
     systems: dict[str, Any] = {}
+    step_rows = None if name in FULL_BATCH else bs
     torch.manual_seed(args.seed)
-    systems["reference"] = Reference(name, xs, presence, args, device, bs, compiled=False)
+    systems["reference"] = Reference(name, mdata, xs, presence, args, device, step_rows, compiled=False)
     if args.compile:
-        systems["reference_compiled"] = Reference(name, xs, presence, args, device, bs, compiled=True)
+        systems["reference_compiled"] = Reference(name, mdata, xs, presence, args, device, step_rows, compiled=True)
     torch.manual_seed(args.seed)
-    systems["mdlprob"] = Mdlprob(name, mdata, args, device, bs)
+    systems["mdlprob"] = Mdlprob(name, mdata, args, device, step_rows)
     for system in systems.values():  # warm-up: one epoch each (compiles with --compile)
         system.run(1)
     seconds: dict[str, list[float]] = {k: [] for k in systems}
@@ -423,7 +467,7 @@ def _measure(name: str, mdata, xs, presence, args, device: torch.device, bs: int
     train_runs = [rows["mdlprob"] / (t - r) for t, r in zip(seconds["mdlprob"], refits, strict=True)]
     ref = statistics.median(ref_runs)
     out = {
-        "model": name, "batch_size": bs, "reference_obs_per_s": ref, "reference_runs": ref_runs,
+        "model": name, "batch_size": "full" if step_rows is None else bs, "reference_obs_per_s": ref, "reference_runs": ref_runs,
         "train_obs_per_s": statistics.median(train_runs), "default_obs_per_s": statistics.median(default_runs),
         "default_runs": default_runs, "seconds": seconds, "refit_seconds": refits,
         "refit_share": statistics.median([r / (t - r) for t, r in zip(seconds["mdlprob"], refits, strict=True)]),
@@ -489,9 +533,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for bs in args.batch_sizes:
         for name in args.models:
+            if name in FULL_BATCH and bs != args.batch_sizes[0]:
+                continue  # full-batch: one measurement, whatever the batch size
             r = _measure(name, mdata, xs, presence, args, device, bs)
             results.append(r)
-            print(f"batch {bs:>5}  {name:<9} reference {r['reference_obs_per_s']:>8,.0f} obs/s  "
+            print(f"batch {r['batch_size']!s:>5}  {name:<9} reference {r['reference_obs_per_s']:>8,.0f} obs/s  "
                   f"train() w/o refit {r['ratio_without_refit']:.2f}x  default train() {r['ratio_default']:.2f}x  "
                   f"refit {100 * r['refit_share']:.1f}% of training ({r['refit_steps']} steps)", flush=True)
             # Written after every cell, so that a run stopped by a time limit keeps what it measured.

@@ -22,14 +22,14 @@ def test_quick_run_writes_every_model(throughput, tmp_path, capsys):
     report = throughput.main(["--quick", "--device", "cpu", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "throughput.json").read_text())
     assert data == json.loads(json.dumps(report))
-    models = ["PoEVAE", "MoEVAE", "MoPoEVAE"]
+    models = ["PoEVAE", "MoEVAE", "MoPoEVAE", "FactorModel", "GraphPoEVAE"]
     assert [r["model"] for r in data["results"]] == models
     for r in data["results"]:
         assert r["reference_obs_per_s"] > 0 and r["train_obs_per_s"] >= r["default_obs_per_s"] > 0
         assert r["ratio_default"] == pytest.approx(r["default_obs_per_s"] / r["reference_obs_per_s"])
         assert r["refit_share"] >= 0 and len(r["refit_seconds"]) == data["config"]["repeats"]
     steps = {r["model"]: r["refit_steps"] for r in data["results"]}
-    assert steps["PoEVAE"] == 0 and steps["MoEVAE"] > 0 and steps["MoPoEVAE"] > 0  # the mixtures refit by default
+    assert steps["PoEVAE"] == steps["FactorModel"] == steps["GraphPoEVAE"] == 0 and steps["MoEVAE"] > 0 and steps["MoPoEVAE"] > 0  # the mixtures refit by default
     for key in ("date", "command", "device_name", "torch_version", "cpu_count", "n_threads"):
         assert data["meta"][key]
     assert [g["model"] for g in data["goal"]["per_model"]] == models
@@ -40,7 +40,7 @@ def test_quick_run_writes_every_model(throughput, tmp_path, capsys):
     assert "MoPoEVAE" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("model", ["PoEVAE", "MoEVAE", "MoPoEVAE"])
+@pytest.mark.parametrize("model", ["PoEVAE", "MoEVAE", "MoPoEVAE", "FactorModel", "GraphPoEVAE"])
 def test_references_compute_mdlprobs_objective(throughput, model):
     """With mdlprob's weights and the same random state, the hand-written reference gives mdlprob's loss."""
     args = throughput.parse_args(["--quick"])
