@@ -128,6 +128,10 @@ step "TOTALVI and mdlprob" 130 "$PY" benchmarks/peers_throughput.py "${COMMON[@]
 step "inference, 100k observations" 60 "$PY" benchmarks/inference_memory.py --device "$DEVICE" --n-obs "$N_OBS" \
     --n-samples 100 --out "$WORK/inference"
 
+step "GPU smoke tests (pytest -m gpu)" 60 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py \
+    > "$WORK/gpu_tests.txt" 2>&1 || true
+cp "$WORK/gpu_tests.txt" "$OUT/" 2>/dev/null || true
+
 # ---------------------------------------------------------------- 3. results
 # A CPU rehearsal (DEVICE=cpu) writes only to $OUT, never over the GPU results in benchmarks/results/.
 DESTS=("$OUT"); [[ $DEVICE == cuda ]] && DESTS+=("$ROOT/benchmarks/results")
