@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..base import BaseModel
-from ..base._validate import check_int
+from ..base._validate import check_int, renamed
 from ..data._graph import GRAPH_KEY, GraphTensors, MaskedEmbedding, attach, build_sample_graph, in_neighbours
 from ..data._tensors import MultimodalTensors
 from ..exceptions import ModelFileError, NotTrainedError
@@ -104,10 +104,10 @@ class GraphPoEVAE(BaseModel):
     available expert, so the neighbour experts learn to predict the observation's own data.
 
     The graph is ``mdata.obsp[graph_key]`` (e.g. spatial neighbours, or the kNN graph of
-    :func:`mdlprob.data.build_sample_graph`, which is built with ``k`` neighbours when the
+    :func:`mdlprob.data.build_sample_graph`, which is built with ``n_neighbors`` neighbours when the
     key is absent); ``A[i, j] != 0`` makes :math:`j` a neighbour of :math:`i`. At inference,
     data with the training observations (or with their own ``obsp[graph_key]``) use their
-    graph; new observations are attached to their ``k`` masked-nearest training observations
+    graph; new observations are attached to their ``n_neighbors`` masked-nearest training observations
     and encoded without retraining.
 
     Parameters
@@ -120,9 +120,11 @@ class GraphPoEVAE(BaseModel):
         Graph convolution: ``gcn`` (GCNConv), ``gat`` (GATConv, 2 heads) or ``sage`` (SAGEConv).
     n_conv_layers
         Message-passing hops.
-    k
+    n_neighbors
         Neighbours of the kNN graph built when ``graph_key`` is absent, and of new
-        observations attached at inference.
+        observations attached at inference (scanpy's name).
+    k
+        Deprecated name of ``n_neighbors`` (a ``FutureWarning``).
     n_latent, n_hidden, n_layers, dropout, cross_reconstruction
         As in :class:`PoEVAE`.
 
@@ -146,13 +148,16 @@ class GraphPoEVAE(BaseModel):
     _module_cls = _GraphPoEVAEModule
 
     def __init__(self, mdata: md.MuData, *, graph_key: str = GRAPH_KEY, conv: Literal["gcn", "gat", "sage"] = "gcn",
-                 n_conv_layers: int = 1, k: int = 15, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
-                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp", cross_reconstruction: bool = False) -> None:
+                 n_conv_layers: int = 1, n_neighbors: int | None = None, n_latent: int = 16, n_hidden: int = 128,
+                 n_layers: int = 1, dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp",
+                 cross_reconstruction: bool = False, k: int | None = None) -> None:
+        n_neighbors = renamed("n_neighbors", n_neighbors, "k", k, owner="GraphPoEVAE")
+        n_neighbors = 15 if n_neighbors is None else n_neighbors
         if conv not in CONVS:
             msg = f"Expected conv in {CONVS}, got {conv!r}."
             raise ValueError(msg)
         check_int("n_conv_layers", n_conv_layers, minimum=1)
-        check_int("k", k, minimum=1)
+        check_int("n_neighbors", n_neighbors, minimum=1)
         super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, decoder=decoder,
                          cross_reconstruction=bool(cross_reconstruction), conv=conv, n_conv_layers=n_conv_layers)
         images = [m for m, s in self._spec.items() if s.get("image_shape")]
@@ -160,9 +165,9 @@ class GraphPoEVAE(BaseModel):
             msg = f"GraphPoEVAE has no graph experts for image modalities {images}; use PoEVAE for them."
             raise ValueError(msg)
         if graph_key not in mdata.obsp:
-            logger.info("mdata.obsp[%r] not found; building a %d-NN sample graph there.", graph_key, k)
-            build_sample_graph(mdata, k=k, key=graph_key)
-        self.graph_key, self.k = graph_key, int(k)
+            logger.info("mdata.obsp[%r] not found; building a %d-NN sample graph there.", graph_key, n_neighbors)
+            build_sample_graph(mdata, k=n_neighbors, key=graph_key)
+        self.graph_key, self.n_neighbors = graph_key, int(n_neighbors)
         self.obs_names_ = [str(o) for o in mdata.obs_names]
         plain = self._require_tensors()
         if not isinstance(plain, MultimodalTensors):
@@ -214,14 +219,14 @@ class GraphPoEVAE(BaseModel):
                    f"they are attached to the training observations, which this loaded model lacks. Load it with "
                    f"{type(self).__name__}.load(path, training_mdata), or give mdata.obsp[{self.graph_key!r}].")
             raise NotTrainedError(msg)
-        return attach(self._reference, plain, self.embedding_, k=self.k, n_hops=self._n_hops)
+        return attach(self._reference, plain, self.embedding_, k=self.n_neighbors, n_hops=self._n_hops)
 
     def _write(self, folder: Path) -> None:
         """As :meth:`PoEVAE.save`, plus ``graph.npz``: training graph, observation names, kNN embedding."""
         super()._write(folder)
         indptr, indices = self._graph
         arrays = {"obs_names": np.array(self.obs_names_), "indptr": indptr.numpy(), "indices": indices.numpy(),
-                  "graph_key": np.array(self.graph_key), "k": np.array(self.k), **self.embedding_.state()}
+                  "graph_key": np.array(self.graph_key), "k": np.array(self.n_neighbors), **self.embedding_.state()}
         with open(folder / _GRAPH_FILE, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -241,7 +246,7 @@ class GraphPoEVAE(BaseModel):
             raise ModelFileError(msg) from None
         self.obs_names_ = [str(o) for o in state["obs_names"]]
         self._graph = (torch.from_numpy(state["indptr"]), torch.from_numpy(state["indices"]))
-        self.graph_key, self.k = str(state["graph_key"]), int(state["k"])
+        self.graph_key, self.n_neighbors = str(state["graph_key"]), int(state["k"])  # "k": the file's key
         self.embedding_ = MaskedEmbedding.from_state(state, self.modalities)
         self._reference = None
         if for_training and mdata is None:

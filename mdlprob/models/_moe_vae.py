@@ -17,7 +17,7 @@ from torch.distributions import constraints
 
 from ..base import BaseModel
 from ..base._mixture import MixturePosteriorModule, mixture_log_prob
-from ..base._validate import check_int
+from ..base._validate import check_int, renamed
 from ._registry import register_model
 
 ESTIMATORS = ("elbo", "iwae", "dreg")
@@ -211,15 +211,17 @@ class MoEVAE(BaseModel):
         Number of hidden layers of every encoder and decoder.
     dropout
         Dropout rate in the hidden layers.
+    n_particles
+        Importance samples :math:`K` per observation and expert (Pyro's ``num_particles``).
     k
-        Importance samples :math:`K` per observation and expert.
+        Deprecated name of ``n_particles`` (a ``FutureWarning``).
     estimator
         Training objective and gradient: ``elbo``, ``iwae`` or ``dreg``.
 
     Notes
     -----
     A step decodes :math:`|M| \cdot K` latent draws per observation for every modality.
-    ``inference="svi"`` optimises the :math:`K = 1` ``elbo`` objective whatever ``k`` and
+    ``inference="svi"`` optimises the :math:`K = 1` ``elbo`` objective whatever ``n_particles`` and
     ``estimator`` are. ``get_latent`` reports the mixture's moment-matched mean and sd;
     samples, imputation and ``log_likelihood`` use the mixture itself.
 
@@ -229,7 +231,7 @@ class MoEVAE(BaseModel):
     >>> from mdlprob.models._moe_vae import MoEVAE
     >>> mdata = mdlprob.datasets.synthetic(200, missing={"protein": 0.3})
     >>> mdlprob.data.setup_mudata(mdata, likelihoods={"rna": "nb", "protein": "nb", "clinical": "mixed"})
-    >>> model = MoEVAE(mdata, n_latent=8, k=4)
+    >>> model = MoEVAE(mdata, n_latent=8, n_particles=4)
     >>> model.train(max_epochs=2, progress_bar=False)
     >>> model.get_latent(mdata).shape
     (200, 8)
@@ -247,10 +249,13 @@ class MoEVAE(BaseModel):
     default_refit_noise_steps = 300
 
     def __init__(self, mdata, *, n_latent: int = 16, n_hidden: int = 128, n_layers: int = 1,
-                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp", k: int = 1, estimator: Literal["elbo", "iwae", "dreg"] = "dreg") -> None:
-        check_int("k", k, minimum=1)
+                 dropout: float = 0.0, decoder: Literal["mlp", "linear"] = "mlp", n_particles: int | None = None,
+                 estimator: Literal["elbo", "iwae", "dreg"] = "dreg", k: int | None = None) -> None:
+        n_particles = renamed("n_particles", n_particles, "k", k, owner="MoEVAE")
+        n_particles = 1 if n_particles is None else n_particles
+        check_int("n_particles", n_particles, minimum=1)
         if estimator not in ESTIMATORS:
             msg = f"Expected estimator in {ESTIMATORS}, got {estimator!r}."
             raise ValueError(msg)
         super().__init__(mdata, n_latent=n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout=dropout, decoder=decoder,
-                         k=k, estimator=estimator)
+                         k=n_particles, estimator=estimator)

@@ -111,7 +111,7 @@ def test_new_observations_are_attached_without_retraining(gtrained, gdata, tmp_p
 
 
 def test_builds_a_knn_graph_when_absent_and_trains_in_minibatches(gdata):
-    model = GraphPoEVAE(gdata, k=5, **SMALL)
+    model = GraphPoEVAE(gdata, n_neighbors=5, **SMALL)
     assert "mdlprob_graph" in gdata.obsp
     model.train(max_epochs=2, batch_size=40, fanout=3, progress_bar=False)
     assert np.isfinite(model.history_["train_loss"]).all()
@@ -130,8 +130,8 @@ def test_bad_arguments_raise(gdata):
         GraphPoEVAE(gdata, graph_key="graph_true", conv="gin")
     with pytest.raises(ValueError, match="n_conv_layers"):
         GraphPoEVAE(gdata, graph_key="graph_true", n_conv_layers=0)
-    with pytest.raises(ValueError, match="k"):
-        GraphPoEVAE(gdata, k=0)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        GraphPoEVAE(gdata, n_neighbors=0)
     model = GraphPoEVAE(gdata, graph_key="graph_true", **SMALL)
     with pytest.raises(ValueError, match="fanout"):
         model.train(max_epochs=1, fanout=0, progress_bar=False)
@@ -164,3 +164,13 @@ def test_graph_beats_poe_and_a_shuffled_graph_costs_little():
         scores[name] = _imputation_r(model, m, truth, rows)
     assert scores["graph"] > scores["poe"] + 0.01, scores
     assert scores["shuffled"] > scores["poe"] - 0.03, scores
+
+
+def test_k_is_the_deprecated_name_of_n_neighbors(gdata):
+    data = gdata.copy()
+    if "mdlprob_graph" in data.obsp:
+        del data.obsp["mdlprob_graph"]
+    with pytest.warns(FutureWarning, match=r"GraphPoEVAE\(k=...\) is deprecated; pass n_neighbors="):
+        model = GraphPoEVAE(data, k=4, **SMALL)
+    assert model.n_neighbors == 4
+    assert (data.obsp["mdlprob_graph"].getnnz(axis=1) >= 4).all()

@@ -20,7 +20,7 @@ def _grads(module, loss) -> dict[str, torch.Tensor]:
 
 def test_fast_loss_equals_the_pyro_elbo(mdata):
     """With k=1 and the ELBO, the fused loss is the Pyro model/guide's ELBO for the same stratified draws."""
-    model = MoEVAE(mdata, n_latent=4, n_hidden=32, k=1, estimator="elbo")
+    model = MoEVAE(mdata, n_latent=4, n_hidden=32, n_particles=1, estimator="elbo")
     model.train(max_epochs=2, batch_size=64, progress_bar=False)
     module = model.module.train()
     batch = _full_batch(model, mdata)
@@ -49,7 +49,7 @@ def test_svi_backend_trains(mdata):
 
 
 def test_iwae_is_tighter_and_dreg_changes_only_encoder_gradients(mdata):
-    model = MoEVAE(mdata, n_latent=4, n_hidden=32, k=20, estimator="dreg")
+    model = MoEVAE(mdata, n_latent=4, n_hidden=32, n_particles=20, estimator="dreg")
     model.train(max_epochs=3, batch_size=64, lr=3e-3, progress_bar=False)
     module = model.module.train()
     batch = _full_batch(model, mdata)
@@ -121,7 +121,15 @@ def test_mixture_of_unimodal_experts(mdata):
 
 
 def test_bad_arguments_raise(mdata):
-    with pytest.raises(ValueError, match="k to be an int"):
-        MoEVAE(mdata, k=0)
+    with pytest.raises(ValueError, match="n_particles to be an int"):
+        MoEVAE(mdata, n_particles=0)
     with pytest.raises(ValueError, match="estimator"):
         MoEVAE(mdata, estimator="vimco")
+
+
+def test_k_is_the_deprecated_name_of_n_particles(mdata):
+    with pytest.warns(FutureWarning, match=r"MoEVAE\(k=...\) is deprecated; pass n_particles="):
+        model = MoEVAE(mdata, n_latent=4, n_hidden=16, k=3)
+    assert model.module.k == 3
+    with pytest.raises(TypeError, match="both n_particles= and"):
+        MoEVAE(mdata, n_particles=2, k=3)
