@@ -150,15 +150,7 @@ def fill_missing(mdata: md.MuData, imputed, *, key: str | None = None) -> np.nda
     -------
     The filled ``(n_obs, n_vars)`` float array (also in ``mdata.obsm[key]``).
     """
-    info = imputed.uns.get("mdlprob_impute", {}) if hasattr(imputed, "uns") else {}
-    modality = info.get("modality")
-    if modality is None or "mean" not in getattr(imputed, "layers", {}):
-        msg = "Expected imputed to be the AnnData returned by model.impute(mdata, modality)."
-        raise ValueError(msg)
-    if list(imputed.obs_names) != list(mdata.obs_names):
-        msg = (f"imputed has other observations than mdata ({imputed.n_obs} vs {mdata.n_obs}, or another order); "
-               "impute the same MuData you fill.")
-        raise ValueError(msg)
+    modality = _imputed_modality(mdata, imputed)
     observed = dense_values(mdata, modality) if modality in mdata.mod else np.full(imputed.shape, np.nan)
     missing = np.isnan(observed)
     mean = np.asarray(imputed.layers["mean"], dtype=np.float64)
@@ -169,6 +161,20 @@ def fill_missing(mdata: md.MuData, imputed, *, key: str | None = None) -> np.nda
     mdata.obsm[f"{key}_imputed"] = missing
     mdata.obsm[f"{key}_std"] = np.where(missing, sd, 0.0)
     return filled
+
+
+def _imputed_modality(mdata: md.MuData, imputed) -> str:
+    """The modality ``imputed`` (``model.impute``'s AnnData) predicts, after checking it matches ``mdata``."""
+    info = imputed.uns.get("mdlprob_impute", {}) if hasattr(imputed, "uns") else {}
+    modality = info.get("modality")
+    if modality is None or "mean" not in getattr(imputed, "layers", {}):
+        msg = "Expected imputed to be the AnnData returned by model.impute(mdata, modality)."
+        raise ValueError(msg)
+    if list(imputed.obs_names) != list(mdata.obs_names):
+        msg = (f"imputed has other observations than mdata ({imputed.n_obs} vs {mdata.n_obs}, or another order); "
+               "impute the same MuData you write into.")
+        raise ValueError(msg)
+    return modality
 
 
 #: Prefix of the layers :func:`write_imputation` (``model.impute(..., inplace=True)``) writes.
@@ -197,26 +203,20 @@ def write_imputation(mdata: md.MuData, imputed, *, fill: bool = False) -> list[s
     -------
     The names of the layers written (``obsm`` keys not included).
     """
-    info = imputed.uns.get("mdlprob_impute", {}) if hasattr(imputed, "uns") else {}
-    modality = info.get("modality")
-    if modality is None or "mean" not in getattr(imputed, "layers", {}):
-        msg = "Expected imputed to be the AnnData returned by model.impute(mdata, modality)."
-        raise ValueError(msg)
-    if list(imputed.obs_names) != list(mdata.obs_names):
-        msg = (f"imputed has other observations than mdata ({imputed.n_obs} vs {mdata.n_obs}, or another order); "
-               "impute the same MuData you write into.")
-        raise ValueError(msg)
+    modality = _imputed_modality(mdata, imputed)
+    adata = mdata.mod.get(modality)
+    rows = None
+    if adata is not None:  # every check before anything is written
+        if adata.is_view:
+            msg = f"mdata[{modality!r}] is a view; write into a copy (mdata = mdata.copy()) so the layers are kept."
+            raise ValueError(msg)
+        rows = imputed.obs_names.get_indexer(adata.obs_names)
+        if (rows < 0).any():
+            msg = f"mdata[{modality!r}] holds observations that mdata.obs lacks; call mdata.update() first."
+            raise ValueError(msg)
     filled = fill_missing(mdata, imputed) if fill else None
-    if modality not in mdata.mod:
+    if adata is None:
         return []
-    adata = mdata.mod[modality]
-    if adata.is_view:
-        msg = (f"mdata[{modality!r}] is a view; write into a copy (mdata = mdata.copy()) so the layers are kept.")
-        raise ValueError(msg)
-    rows = imputed.obs_names.get_indexer(adata.obs_names)
-    if (rows < 0).any():
-        msg = f"mdata[{modality!r}] holds observations that mdata.obs lacks; call mdata.update() first."
-        raise ValueError(msg)
     written = []
     for name, values in imputed.layers.items():
         key = f"{IMPUTE_LAYER_PREFIX}{name}"

@@ -65,6 +65,11 @@ def test_fill_needs_inplace_and_write_imputation_checks_its_input(trained):
     imputed = model.impute(mdata, "protein", n_samples=10)
     with pytest.raises(ValueError, match="other observations"):
         write_imputation(mdata[:50].copy(), imputed)
+    viewed = mdata.copy()
+    viewed.mod["protein"] = viewed.mod["protein"][:10]  # a view: refused before anything is written
+    with pytest.raises(ValueError, match="is a view"):
+        write_imputation(viewed, imputed, fill=True)
+    assert "protein_filled" not in viewed.obsm
 
 
 def test_presence_pattern_names_each_observations_modalities(trained):
