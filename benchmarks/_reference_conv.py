@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
+from _reference_poe import poe_draw
 from torch import Tensor, nn
 
 from mdlprob.nn import ConvDecoder, ConvEncoder
@@ -88,14 +89,8 @@ class ReferenceConvPoEVAE(nn.Module):
         total = mu.new_zeros(())
         for t, idx in enumerate(self.terms):
             use = presence & self.term_masks[t]
-            sel = use.t().unsqueeze(-1)
-            prec = torch.where(sel, prec_all, 0.0)
-            q_prec = 1.0 + prec.sum(0)
-            q_mean = torch.where(sel, prec * mu, 0.0).sum(0) / q_prec
-            q_var = 1.0 / q_prec
-            z = q_mean + q_var.sqrt() * torch.randn_like(q_mean)
-            kl = 0.5 * (q_var + q_mean**2 - 1.0 - q_var.log()).sum(-1)
-            total = total + torch.where(use.any(-1), kl, 0.0).sum()
+            z, kl = poe_draw(mu, prec_all, use)
+            total = total + kl.sum()
             for j in idx:
                 total = total - torch.where(presence[:, j], self._log_prob(j, z, xs[j]), 0.0).sum()
         return total / presence.shape[0]

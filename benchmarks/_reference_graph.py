@@ -22,7 +22,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from _reference_poe import LOG_MU_MAX, ReferencePoEVAE, nb_log_prob
+from _reference_poe import LOG_MU_MAX, ReferencePoEVAE, nb_log_prob, poe_draw
 from torch import Tensor, nn
 
 with warnings.catch_warnings():
@@ -75,14 +75,8 @@ class ReferenceGraphPoEVAE(ReferencePoEVAE):
         total = mu.new_zeros(())
         for t in range(len(self.terms)):
             use = (avail if t == 0 else presence) & self.term_masks[t]  # term 0: the joint
-            sel = use.t().unsqueeze(-1)
-            prec = torch.where(sel, prec_all, 0.0)
-            q_prec = 1.0 + prec.sum(0)
-            q_mean = torch.where(sel, prec * mu, 0.0).sum(0) / q_prec
-            q_var = 1.0 / q_prec
-            z = q_mean + q_var.sqrt() * torch.randn_like(q_mean)
-            kl = 0.5 * (q_var + q_mean**2 - 1.0 - q_var.log()).sum(-1)
-            total = total + torch.where(use.any(-1), kl, 0.0).sum()
+            z, kl = poe_draw(mu, prec_all, use)
+            total = total + kl.sum()
             for j in self.decoded[t]:
                 log_mu = self.decoders[j](z).clamp(max=LOG_MU_MAX)
                 lp = nb_log_prob(xs[j], log_mu, self.log_theta[j]).sum(-1)

@@ -21,7 +21,7 @@ import itertools
 import math
 
 import torch
-from _reference_poe import LOG_MU_MAX, ReferencePoEVAE, nb_log_prob
+from _reference_poe import LOG_MU_MAX, ReferencePoEVAE, nb_log_prob, poe_draw
 from torch import Tensor
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -90,11 +90,5 @@ class ReferenceMoPoEVAE(_MixtureReference):
         allowed = ~(self.subset_masks.unsqueeze(0) & ~presence.unsqueeze(1)).any(-1)  # (batch, n_subsets)
         allowed = torch.where(allowed.any(-1, keepdim=True), allowed, torch.ones_like(allowed))
         subset = torch.multinomial(allowed / allowed.sum(-1, keepdim=True), 1).squeeze(-1)
-        sel = (self.subset_masks[subset] & presence).t().unsqueeze(-1)  # (n_mod, batch, 1)
-        prec = torch.where(sel, torch.exp(-logvar), 0.0)
-        q_prec = 1.0 + prec.sum(0)
-        q_mean = torch.where(sel, prec * mu, 0.0).sum(0) / q_prec
-        q_var = 1.0 / q_prec
-        z = q_mean + q_var.sqrt() * torch.randn_like(q_mean)
-        kl = 0.5 * (q_var + q_mean**2 - 1.0 - q_var.log()).sum(-1)
+        z, kl = poe_draw(mu, torch.exp(-logvar), self.subset_masks[subset] & presence)
         return (kl - self.reconstruction(xs, presence, z)).sum() / presence.shape[0]

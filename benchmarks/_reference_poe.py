@@ -34,6 +34,23 @@ def nb_log_prob(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
     )
 
 
+def poe_draw(mu: Tensor, prec_all: Tensor, use: Tensor) -> tuple[Tensor, Tensor]:
+    """One reparameterised draw of the product of the experts in ``use`` (and the N(0, I) prior),
+    and its KL to the prior per observation (0 where no expert is used).
+
+    ``mu``, ``prec_all``: ``(n_mod, batch, n_latent)`` expert means and precisions; ``use``: bool ``(batch, n_mod)``.
+    """
+    sel = use.t().unsqueeze(-1)
+    prec = torch.where(sel, prec_all, 0.0)
+    q_prec = 1.0 + prec.sum(0)
+    q_mean = torch.where(sel, prec * mu, 0.0).sum(0) / q_prec
+    q_var = 1.0 / q_prec
+    z = q_mean + q_var.sqrt() * torch.randn_like(q_mean)
+    kl = 0.5 * (q_var + q_mean**2 - 1.0 - q_var.log()).sum(-1)
+    return z, torch.where(use.any(-1), kl, 0.0)
+
+
+
 def standardisation(x: Tensor) -> tuple[Tensor, Tensor]:
     """Column mean and (population) sd of ``log1p(x)``; sd of constant columns set to 1."""
     t = torch.log1p(x)
@@ -99,14 +116,8 @@ class ReferencePoEVAE(nn.Module):
         total = mu.new_zeros(())
         for t in range(len(self.terms)):
             use = presence & self.term_masks[t]  # (batch, n_mod)
-            sel = use.t().unsqueeze(-1)
-            prec = torch.where(sel, prec_all, 0.0)
-            q_prec = 1.0 + prec.sum(0)
-            q_mean = torch.where(sel, prec * mu, 0.0).sum(0) / q_prec
-            q_var = 1.0 / q_prec
-            z = q_mean + q_var.sqrt() * torch.randn_like(q_mean)
-            kl = 0.5 * (q_var + q_mean**2 - 1.0 - q_var.log()).sum(-1)
-            total = total + torch.where(use.any(-1), kl, 0.0).sum()
+            z, kl = poe_draw(mu, prec_all, use)
+            total = total + kl.sum()
             for j in self.decoded[t]:
                 log_mu = self.decoders[j](z).clamp(max=LOG_MU_MAX)
                 lp = nb_log_prob(xs[j], log_mu, self.log_theta[j]).sum(-1)
